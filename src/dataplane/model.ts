@@ -1,0 +1,50 @@
+import type { Proto } from '../expose/types.js';
+
+/**
+ * Everything the firewall needs to know, derived from portnet's state. The firewall is rendered
+ * from this value alone, so the same state always gives the same ruleset.
+ */
+export interface FirewallModel {
+  networks: FirewallNetwork[];
+  endpoints: FirewallEndpoint[];
+}
+
+export interface FirewallNetwork {
+  id: string;
+  /** Small stable number, unique among live networks; used in nft chain/set names. */
+  index: number;
+  /** IPv4 pools (CIDR) of the network. */
+  pools: string[];
+  /** Same-network traffic to any port (true, the default) or only to exposed ports. */
+  icc: boolean;
+  /** Masquerade traffic from the pools that leaves through a host interface. */
+  masquerade: boolean;
+}
+
+/** A published port with its host port already resolved (never 0). */
+export interface ResolvedExposure {
+  hostIp?: string;
+  hostPort: number;
+  hostPortEnd: number;
+  containerPort: number;
+  containerPortEnd: number;
+  proto: Proto;
+}
+
+export interface FirewallEndpoint {
+  id: string;
+  networkId: string;
+  /** Host side of the veth, `pn` + 11 hex characters of the endpoint ID. */
+  hostIf: string;
+  /** IPv4 address of the container, without prefix length. */
+  address: string;
+  exposures: ResolvedExposure[];
+}
+
+/** The packet filter and NAT: one implementation on nftables (+ DOCKER-USER), one fake. */
+export interface Firewall {
+  /** Makes the kernel match `model` exactly, in one atomic transaction. */
+  apply(model: FirewallModel): Promise<void>;
+  /** Removes every rule portnet made (its tables and its DOCKER-USER rules). */
+  remove(): Promise<void>;
+}

@@ -1,0 +1,240 @@
+import type { Logger } from 'pino';
+import type { Firewall } from '../dataplane/model.js';
+import { endpointLinkNames, type Links } from '../dataplane/links.js';
+import { parseAddressWithPrefix, parseCidr, cidrContains, formatCidr, formatIp } from '../ipam/address.js';
+import type { CreateEndpointReq, CreateNetworkReq, JoinReq, ProgramReq } from '../protocol/schemas.js';
+import type { EndpointRecord, NetworkRecord } from '../state/records.js';
+import { keys, type State } from '../state/state.js';
+import { ROUTED_GATEWAY_V4 } from '../ipam/service.js';
+import { buildFirewallModel } from './firewallModel.js';
+import { endpointDriverOptions, parseNetworkOptions } from './options.js';
+import { exposeOption, portmapOption, settleExposures } from './endpointExposures.js';
+import { samePublishSet } from '../expose/portmap.js';
+
+export class DriverError extends Error {
+  override name = 'DriverError';
+}
+
+const MAC = /^([0-9a-f]{2}:){5}[0-9a-f]{2}$/i;
+
+/**
+ * Docker's NetworkDriver: the endpoint lifecycle create → join → (program) → leave → delete.
+ * Every change is made in the kernel first and committed to state after; if anything fails the
+ * kernel is put back, so a failed request leaves no link, route or rule behind.
+ */
+export class NetworkDriver {
+  constructor(
+    private readonly state: State,
+    private readonly links: Links,
+    private readonly firewall: Firewall,
+    private readonly log: Logger,
+    private readonly mtu: number,
+  ) {}
+
+  capabilities() {
+    return { Scope: 'local', ConnectivityScope: 'local' };
+  }
+
+  async createNetwork(req: CreateNetworkReq): Promise<void> {
+    if (req.IPv6Data.length > 0) throw new DriverError('IPv6 networks are not supported yet (IPv6Data was given)');
+    if (req.IPv4Data.length === 0) throw new DriverError('IPv4Data is empty: a portnet network needs an IPv4 pool');
+    if (this.state.network(req.NetworkID)) throw new DriverError(`network ${req.NetworkID} already exists`);
+    const opts = parseNetworkOptions(req.Options['com.docker.network.generic']);
+    const pools = req.IPv4Data.map((d, i) => {
+      if (!d.Pool) throw new DriverError(`IPv4Data.${i}.Pool is missing`);
+      return formatCidr(parseCidr(d.Pool, `IPv4Data.${i}.Pool`, { strict: true }));
+    });
+    const network: NetworkRecord = {
+      id: req.NetworkID,
+      index: this.freeIndex(),
+      pools,
+      options: opts.raw,
+      icc: opts.icc,
+      masquerade: opts.masquerade,
+      internal: req.Options['com.docker.network.internal'] === true,
+    };
+    const added: string[] = [];
+    try {
+      for (const p of pools) {
+        await this.links.addPoolRoute(p);
+        added.push(p);
+      }
+      await this.applyFirewall([...this.state.networks(), network], this.state.endpoints());
+      await this.state.commit([{ put: keys.network(network.id), value: network }], [{ key: keys.network(network.id), exists: false }]);
+    } catch (err) {
+      for (const p of added) await this.links.removePoolRoute(p).catch(() => {});
+      await this.restoreFirewall();
+      throw err;
+    }
+    this.log.info({ network: network.id, pools, icc: network.icc, masquerade: network.masquerade }, 'network created');
+  }
+
+  async deleteNetwork(networkId: string): Promise<void> {
+    const network = this.state.network(networkId);
+    if (!network) {
+      this.log.warn({ network: networkId }, 'DeleteNetwork for an unknown network; nothing to do');
+      return;
+    }
+    const left = this.state.endpoints().filter((e) => e.networkId === networkId);
+    if (left.length > 0) throw new DriverError(`network ${networkId} still has ${left.length} endpoint(s)`);
+    await this.state.commit([{ delete: keys.network(networkId) }]);
+    await this.applyFirewall(this.state.networks(), this.state.endpoints());
+    for (const p of network.pools) await this.links.removePoolRoute(p);
+    this.log.info({ network: networkId }, 'network deleted');
+  }
+
+  async createEndpoint(req: CreateEndpointReq): Promise<Record<string, never>> {
+    const network = this.requireNetwork(req.NetworkID);
+    if (this.state.endpoint(req.EndpointID)) throw new DriverError(`endpoint ${req.EndpointID} already exists`);
+    const iface = req.Interface;
+    if (iface.AddressIPv6) throw new DriverError(`Interface.AddressIPv6 "${iface.AddressIPv6}": IPv6 endpoints are not supported yet`);
+    if (!iface.Address) throw new DriverError('Interface.Address is empty: portnet endpoints need an IPv4 address');
+    const { ip, prefix } = parseAddressWithPrefix(iface.Address, 'Interface.Address');
+    if (ip.family !== 4) throw new DriverError(`Interface.Address "${iface.Address}" must be IPv4`);
+    if (!network.pools.some((p) => cidrContains(parseCidr(p, 'pool', { strict: true }), ip))) {
+      throw new DriverError(`Interface.Address "${iface.Address}" is in none of the network's pools (${network.pools.join(', ')})`);
+    }
+    if (iface.MacAddress && !MAC.test(iface.MacAddress)) {
+      throw new DriverError(`Interface.MacAddress "${iface.MacAddress}" is not a MAC address`);
+    }
+    const address = formatIp(ip);
+    const clash = this.state.endpoints().find((e) => e.address === address);
+    if (clash) throw new DriverError(`address ${address} is already used by endpoint ${clash.id.slice(0, 12)}`);
+    const names = endpointLinkNames(req.EndpointID);
+    const taken = this.state.endpoints().find((e) => e.hostIf === names.hostIf);
+    if (taken) throw new DriverError(`endpoint ${req.EndpointID} shares its link name ${names.hostIf} with endpoint ${taken.id}`);
+    const options = endpointDriverOptions(req.Options);
+    const endpoint: EndpointRecord = {
+      id: req.EndpointID,
+      networkId: network.id,
+      ...names,
+      address,
+      prefix,
+      ...(iface.MacAddress ? { mac: iface.MacAddress.toLowerCase() } : {}),
+      options,
+      exposures: settleExposures(req.EndpointID, exposeOption(options), portmapOption(req.Options) ?? [], this.state.endpoints()),
+      joined: false,
+    };
+    await this.state.commit([{ put: keys.endpoint(endpoint.id), value: endpoint }], [{ key: keys.endpoint(endpoint.id), exists: false }]);
+    this.log.info({ network: network.id, endpoint: endpoint.id, address }, 'endpoint created');
+    // Docker fills the interface itself; answering with an empty one avoids "driver modified interface".
+    return {};
+  }
+
+  async join(req: JoinReq) {
+    const endpoint = this.requireEndpoint(req.NetworkID, req.EndpointID);
+    const updated: EndpointRecord = { ...this.withPortmap(endpoint, req.Options), joined: true, sandboxKey: req.SandboxKey };
+    // A retried Join (Docker retries on a dropped connection) must not fail on the link it made.
+    await this.links.deleteEndpointLink(endpoint.hostIf);
+    await this.links.createEndpointLink({
+      hostIf: endpoint.hostIf,
+      peerIf: endpoint.peerIf,
+      address: endpoint.address,
+      mtu: this.mtu,
+      ...(endpoint.mac ? { mac: endpoint.mac } : {}),
+    });
+    try {
+      await this.commitEndpoint(updated);
+    } catch (err) {
+      await this.links.deleteEndpointLink(endpoint.hostIf).catch(() => {});
+      throw err;
+    }
+    this.log.info({ network: req.NetworkID, endpoint: req.EndpointID, hostIf: endpoint.hostIf }, 'endpoint joined');
+    return {
+      InterfaceName: { SrcName: endpoint.peerIf, DstPrefix: 'eth' },
+      Gateway: ROUTED_GATEWAY_V4,
+      StaticRoutes: [{ Destination: `${ROUTED_GATEWAY_V4}/32`, RouteType: 1 }],
+      DisableGatewayService: true,
+    };
+  }
+
+  async programExternalConnectivity(req: ProgramReq): Promise<void> {
+    const endpoint = this.requireEndpoint(req.NetworkID, req.EndpointID);
+    const updated = this.withPortmap(endpoint, req.Options);
+    if (updated !== endpoint) await this.commitEndpoint(updated);
+  }
+
+  /**
+   * Docker sends -p in CreateEndpoint (older engines), Join and ProgramExternalConnectivity; the
+   * latest statement wins, and a repeat of the same list changes nothing.
+   */
+  private withPortmap(endpoint: EndpointRecord, options: Record<string, unknown>): EndpointRecord {
+    const portmap = portmapOption(options);
+    if (portmap === undefined) return endpoint;
+    const current = endpoint.exposures.filter((r) => r.requested.origin === 'publish').map((r) => r.requested);
+    if (samePublishSet(current, portmap)) return endpoint;
+    const option = endpoint.exposures.filter((r) => r.requested.origin === 'option').map((r) => r.requested);
+    return { ...endpoint, exposures: settleExposures(endpoint.id, option, portmap, this.state.endpoints(), endpoint.exposures) };
+  }
+
+  async revokeExternalConnectivity(networkId: string, endpointId: string): Promise<void> {
+    // Exposures belong to the endpoint, not to its gateway role: they go away with DeleteEndpoint.
+    this.requireEndpoint(networkId, endpointId);
+  }
+
+  async leave(networkId: string, endpointId: string): Promise<void> {
+    const endpoint = this.requireEndpoint(networkId, endpointId);
+    // The veth stays until DeleteEndpoint: Docker moves the container side back to the host after Leave.
+    await this.state.commit([{ put: keys.endpoint(endpoint.id), value: { ...endpoint, joined: false } }]);
+  }
+
+  async deleteEndpoint(networkId: string, endpointId: string): Promise<void> {
+    const endpoint = this.state.endpoint(endpointId);
+    if (!endpoint || endpoint.networkId !== networkId) {
+      this.log.warn({ network: networkId, endpoint: endpointId }, 'DeleteEndpoint for an unknown endpoint; nothing to do');
+      return;
+    }
+    const rest = this.state.endpoints().filter((e) => e.id !== endpointId);
+    await this.applyFirewall(this.state.networks(), rest);
+    await this.links.deleteEndpointLink(endpoint.hostIf);
+    await this.state.commit([{ delete: keys.endpoint(endpointId) }]);
+    this.log.info({ network: networkId, endpoint: endpointId }, 'endpoint deleted');
+  }
+
+  endpointOperInfo(networkId: string, endpointId: string) {
+    const endpoint = this.requireEndpoint(networkId, endpointId);
+    return { Value: { address: endpoint.address, hostIf: endpoint.hostIf } };
+  }
+
+  /** Puts the firewall in line with the state, e.g. at start-up. */
+  async restoreFirewall(): Promise<void> {
+    await this.applyFirewall(this.state.networks(), this.state.endpoints());
+  }
+
+  /** Applies the firewall for the endpoint's new record, then commits it; on failure the old rules return. */
+  private async commitEndpoint(updated: EndpointRecord): Promise<void> {
+    const others = this.state.endpoints().filter((e) => e.id !== updated.id);
+    try {
+      await this.applyFirewall(this.state.networks(), [...others, updated]);
+      await this.state.commit([{ put: keys.endpoint(updated.id), value: updated }]);
+    } catch (err) {
+      await this.restoreFirewall().catch((e: unknown) => this.log.error({ err: e }, 'could not restore the firewall'));
+      throw err;
+    }
+  }
+
+  private async applyFirewall(networks: NetworkRecord[], endpoints: EndpointRecord[]): Promise<void> {
+    await this.firewall.apply(buildFirewallModel(networks, endpoints));
+  }
+
+  private freeIndex(): number {
+    const used = new Set(this.state.networks().map((n) => n.index));
+    let i = 1;
+    while (used.has(i)) i++;
+    return i;
+  }
+
+  private requireNetwork(networkId: string): NetworkRecord {
+    const network = this.state.network(networkId);
+    if (!network) throw new DriverError(`network ${networkId} is not a portnet network`);
+    return network;
+  }
+
+  private requireEndpoint(networkId: string, endpointId: string): EndpointRecord {
+    const endpoint = this.state.endpoint(endpointId);
+    if (!endpoint || endpoint.networkId !== networkId) {
+      throw new DriverError(`endpoint ${endpointId} does not exist on network ${networkId}`);
+    }
+    return endpoint;
+  }
+}
