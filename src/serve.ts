@@ -6,6 +6,7 @@ import type { Links } from './dataplane/links.js';
 import { IpamService } from './ipam/service.js';
 import { NetworkDriver } from './network/driver.js';
 import { createApp } from './server/app.js';
+import { stateSnapshot } from './server/introspect.js';
 import { listenOnSocket } from './server/listen.js';
 import { routeTable } from './server/routes.js';
 import { Mutex } from './state/mutex.js';
@@ -26,7 +27,7 @@ export async function buildPlugin(config: Config, deps: { store: Store; links: L
   const lock = new Mutex();
   const ipam = new IpamService(state, config, deps.log.child({ part: 'ipam' }));
   const driver = new NetworkDriver(state, deps.links, deps.firewall, deps.log.child({ part: 'network' }), config.mtu);
-  const app = createApp(routeTable(ipam, driver), lock, deps.log);
+  const app = createApp(routeTable(ipam, driver), lock, deps.log, () => stateSnapshot(state));
   return { ipam, driver, state, lock, app };
 }
 

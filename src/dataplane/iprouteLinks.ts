@@ -27,6 +27,14 @@ export class IprouteLinks implements Links {
     ].join('\n');
     try {
       await runCommand(this.ip, ['-batch', '-'], batch + '\n');
+    } catch (err) {
+      // ip reports the failing batch line; if `link add` itself failed the name belongs to
+      // someone else (or nobody), and deleting it would destroy a link we did not make.
+      if (err instanceof CommandError && /Command failed -:1\b/.test(err.stderr)) throw err;
+      await this.deleteEndpointLink(spec.hostIf).catch(() => {});
+      throw err;
+    }
+    try {
       for (const [path, value] of HOST_SIDE_SYSCTLS) {
         await writeFile(`/proc/sys/net/${path.replace('%s', spec.hostIf)}`, value);
       }
@@ -68,6 +76,9 @@ export class IprouteLinks implements Links {
 
   async listRoutes(): Promise<string[]> {
     const out = await runCommand(this.ip, ['-4', 'route', 'show', 'proto', ROUTE_PROTO]);
-    return out.split('\n').filter((l) => l.trim() !== '');
+    return out
+      .split('\n')
+      .map((l) => l.trim())
+      .filter((l) => l !== '');
   }
 }

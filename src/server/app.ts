@@ -39,11 +39,13 @@ function context(body: unknown): Record<string, unknown> {
  * The plugin's HTTP face: one POST route per protocol method, `{}` for empty answers, and on every
  * failure HTTP 500 with `{"Err": message}` (what Docker reads for both drivers).
  */
-export function createApp(routes: Record<string, Route>, lock: Mutex, log: Logger) {
+export function createApp(routes: Record<string, Route>, lock: Mutex, log: Logger, snapshot: () => unknown) {
   const app = express();
   app.disable('x-powered-by');
   app.disable('etag');
   app.use(express.raw({ type: () => true, limit: BODY_LIMIT }));
+
+  app.get('/portnet/v1/state', (_req: Request, res: Response) => send(res, 200, snapshot()));
 
   app.post('/:method', async (req: Request, res: Response) => {
     const route = routes[req.path];
