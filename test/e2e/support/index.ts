@@ -6,3 +6,4 @@ export * from './docker.js';
 export * from './outside.js';
 export * from './net.js';
 export * from './plugin.js';
+export * from './portnet.js';
