@@ -1,0 +1,139 @@
+import { describe, expect, it } from 'vitest';
+import type { CommandRunner } from '../../../src/dataplane/dockerUser.js';
+import { CommandError } from '../../../src/dataplane/exec.js';
+import { FakeFirewall } from '../../../src/dataplane/fakeFirewall.js';
+import { NftError, NftFirewall } from '../../../src/dataplane/nft/apply.js';
+import { renderRuleset } from '../../../src/dataplane/nft/render.js';
+import { FirewallModelError } from '../../../src/dataplane/nft/syntax.js';
+import { FakeIptables } from './fakeIptables.js';
+import { GOLDEN_MODELS, endpoint, network, tcp } from './fixtures.js';
+
+interface Call {
+  program: string;
+  args: string[];
+  input: string | undefined;
+}
+
+/** nft answers from `nftAnswer`; iptables goes to a FakeIptables. */
+function fakeSystem(nftAnswer: (input: string) => Promise<string> = async () => '') {
+  const calls: Call[] = [];
+  const iptables = new FakeIptables();
+  const run: CommandRunner = async (program, args, input) => {
+    calls.push({ program, args, input });
+    return program === 'nft' ? nftAnswer(input ?? '') : iptables.run(program, args, input);
+  };
+  return { calls, iptables, run };
+}
+
+const MODEL = GOLDEN_MODELS['two-networks']!;
+
+describe('NftFirewall', () => {
+  it('feeds the rendered batch to `nft -f -` on stdin, then asserts DOCKER-USER', async () => {
+    const sys = fakeSystem();
+    await new NftFirewall({ run: sys.run }).apply(MODEL);
+    expect(sys.calls[0]).toEqual({ program: 'nft', args: ['-f', '-'], input: renderRuleset(MODEL) });
+    expect(sys.calls.slice(1).every((c) => c.program === 'iptables')).toBe(true);
+    expect(sys.iptables.rules('DOCKER-USER').length).toBeGreaterThan(0);
+  });
+
+  it("reports nft's message with the line of the ruleset it refused, and skips iptables", async () => {
+    const stderr = '/dev/stdin:31:3-9: Error: Could not process rule: No such file or directory\n\tcomment "x"\n\t^^^^^^^\n';
+    const sys = fakeSystem(async () => {
+      throw new CommandError('nft -f -', 1, stderr);
+    });
+    const error = await new NftFirewall({ run: sys.run }).apply(MODEL).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(NftError);
+    const e = error as NftError;
+    expect(e.line).toBe(31);
+    expect(e.lineText).toBe(renderRuleset(MODEL).split('\n')[30]!.trim());
+    expect(e.message).toContain('nft rejected line 31 of the ruleset');
+    expect(e.message).toContain('No such file or directory');
+    expect(sys.calls.map((c) => c.program)).toEqual(['nft']);
+  });
+
+  it('passes on failures that are not nft refusing the batch (e.g. nft missing)', async () => {
+    const missing = new CommandError('nft -f -', null, 'spawn nft ENOENT');
+    const sys = fakeSystem(async () => {
+      throw missing;
+    });
+    await expect(new NftFirewall({ run: sys.run }).apply(MODEL)).rejects.toBe(missing);
+  });
+
+  it('refuses an invalid model before running anything', async () => {
+    const sys = fakeSystem();
+    const bad = { networks: [network(1)], endpoints: [{ ...endpoint(network(1), 1), hostIf: 'x' }] };
+    await expect(new NftFirewall({ run: sys.run }).apply(bad)).rejects.toBeInstanceOf(FirewallModelError);
+    expect(sys.calls).toEqual([]);
+  });
+
+  it('leaves iptables alone with dockerUser: false', async () => {
+    const sys = fakeSystem();
+    const fw = new NftFirewall({ run: sys.run, dockerUser: false });
+    await fw.apply(MODEL);
+    await fw.remove();
+    expect(sys.calls.map((c) => c.program)).toEqual(['nft', 'nft']);
+  });
+
+  it('runs one transaction at a time, in call order, even when one fails', async () => {
+    const order: string[] = [];
+    let release: () => void = () => {};
+    const gate = new Promise<void>((r) => (release = r));
+    const sys = fakeSystem(async (input) => {
+      const tag = input.includes('8080') ? 'big' : 'empty';
+      order.push(`start ${tag}`);
+      if (tag === 'big') await gate;
+      order.push(`end ${tag}`);
+      if (tag === 'big') throw new CommandError('nft -f -', 1, 'Error: boom');
+      return '';
+    });
+    const fw = new NftFirewall({ run: sys.run, dockerUser: false });
+    const first = fw.apply(MODEL).catch(() => 'failed');
+    const second = fw.apply(GOLDEN_MODELS.empty!);
+    await Promise.resolve();
+    release();
+    expect(await first).toBe('failed');
+    await second;
+    expect(order).toEqual(['start big', 'end big', 'start empty', 'end empty']);
+  });
+
+  it('remove() takes out the DOCKER-USER rules and deletes the table with a safe add+delete batch', async () => {
+    const sys = fakeSystem();
+    const fw = new NftFirewall({ run: sys.run, table: 'portnet_t' });
+    await fw.apply(MODEL);
+    sys.calls.length = 0;
+    await fw.remove();
+    expect(sys.calls.at(-1)).toEqual({
+      program: 'nft',
+      args: ['-f', '-'],
+      input: 'add table inet portnet_t\ndelete table inet portnet_t\n',
+    });
+    expect(sys.iptables.chains.has('DOCKER-USER')).toBe(false);
+  });
+});
+
+describe('FakeFirewall', () => {
+  it('records a copy of each model and exposes the current one as `model`', async () => {
+    const fw = new FakeFirewall();
+    const m = structuredClone(GOLDEN_MODELS['one-endpoint']!);
+    await fw.apply(m);
+    m.endpoints[0]!.exposures.push(tcp(80));
+    expect(fw.model).toEqual(GOLDEN_MODELS['one-endpoint']);
+    expect(fw.rendered).toBe(renderRuleset(GOLDEN_MODELS['one-endpoint']!));
+    await fw.remove();
+    expect(fw.model).toBeUndefined();
+    expect(fw.applied).toHaveLength(1);
+    expect(fw.removeCalls).toBe(1);
+  });
+
+  it('rejects what the real firewall would reject, and can be told to fail once', async () => {
+    const fw = new FakeFirewall();
+    const n = network(1);
+    await expect(fw.apply({ networks: [n], endpoints: [{ ...endpoint(n, 1), address: '10.0.0.1' }] })).rejects.toThrow(
+      FirewallModelError,
+    );
+    fw.failNext = new Error('kernel says no');
+    await expect(fw.apply(GOLDEN_MODELS.empty!)).rejects.toThrow('kernel says no');
+    await fw.apply(GOLDEN_MODELS.empty!);
+    expect(fw.applied).toHaveLength(1);
+  });
+});
