@@ -57,7 +57,10 @@ for phase in $phases; do
     record "$phase" FAIL 0
     continue
   fi
-  if "${vitest[@]}" --project "$phase" "$@" </dev/null; then
+  # Namespaces, the nft table and the e2e socket are host-wide: one integration or e2e run at a time.
+  lock=()
+  [[ "$phase" != unit ]] && lock=(flock "${PORTNET_TEST_LOCK:-/tmp/portnet-e2e.lock}")
+  if "${lock[@]}" "${vitest[@]}" --project "$phase" "$@" </dev/null; then
     record "$phase" ok $(($(t) - s))
   else
     record "$phase" FAIL $(($(t) - s))
