@@ -6,12 +6,14 @@ import { NftFirewall } from './dataplane/nft/apply.js';
 import { buildPlugin, startPlugin } from './serve.js';
 import { acquirePidLock } from './state/pidLock.js';
 import { SqliteStore } from './state/sqliteStore.js';
+import { socketAnswers } from './server/listen.js';
 
 const USAGE = `usage: portnet <command> [flags]
 
 commands:
-  serve        run the plugin in the foreground (Docker's NetworkDriver + IpamDriver)
-  uninstall    remove every rule and route portnet made (state is kept)
+  serve        run the plugin in the foreground (Docker's NetworkDriver + IpamDriver);
+               on SIGTERM its rules stay in the kernel while networks exist, so traffic keeps flowing
+  uninstall    remove every rule, route and link portnet made (state is kept); portnet must be stopped
 
 flags (or environment):
   --socket PATH               PORTNET_SOCKET       default /run/docker/plugins/portnet.sock
@@ -32,11 +34,19 @@ async function serve(args: string[]): Promise<void> {
   const plugin = await buildPlugin(config, { store, links, firewall, log });
   const server = await startPlugin(plugin, config, links, log);
   const stop = (signal: string) => {
-    log.info({ signal }, 'stopping; rules stay in the kernel so traffic keeps flowing');
     server.close();
     server.closeAllConnections();
     // Let a request that is being handled finish its commit before the database closes.
     void plugin.lock.run(async () => {
+      if (plugin.state.networks().length === 0) {
+        // Nothing left to protect: leave the host as it was before portnet.
+        await firewall.remove().catch((err: unknown) => log.error({ err }, 'could not remove the firewall'));
+        log.info({ signal }, 'stopped; no networks, so rules removed');
+      } else {
+        // Containers are still attached: their rules stay, so traffic flows and the default deny
+        // holds while portnet is down (removing them could open the host to its containers).
+        log.info({ signal, networks: plugin.state.networks().length }, 'stopped; rules stay in the kernel so traffic keeps flowing');
+      }
       await store.close();
       release();
       process.exit(0);
@@ -48,7 +58,9 @@ async function serve(args: string[]): Promise<void> {
 
 async function uninstall(args: string[]): Promise<void> {
   const { config } = loadConfig(args);
-  const store = SqliteStore.open(config.stateDir);
+  if (await socketAnswers(config.socketPath)) {
+    throw new Error(`portnet is still serving ${config.socketPath}; stop it first (it would put its rules back)`);
+  }
   const links = new IprouteLinks();
   await new NftFirewall().remove();
   for (const route of await links.listRoutes()) {
@@ -56,7 +68,6 @@ async function uninstall(args: string[]): Promise<void> {
     if (m?.[1]) await links.removePoolRoute(m[1]);
   }
   for (const link of await links.listEndpointLinks()) await links.deleteEndpointLink(link);
-  await store.close();
   process.stdout.write('portnet rules, routes and links removed; state kept in ' + config.stateDir + '\n');
 }
 

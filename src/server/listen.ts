@@ -4,7 +4,7 @@ import { dirname } from 'node:path';
 import type { Server } from 'node:http';
 import type { Express } from 'express';
 
-function socketAnswers(path: string): Promise<boolean> {
+export function socketAnswers(path: string): Promise<boolean> {
   return new Promise((resolve) => {
     const s = connect(path);
     s.once('connect', () => {

@@ -14,6 +14,8 @@ import {
   kernelLeftovers,
   pluginState,
   removeContainer,
+  removeNetwork,
+  run,
   runContainer,
   startE2ePlugin,
   step,
@@ -141,6 +143,24 @@ describe('portnet core on a real Docker Engine', () => {
     expect(subnet).toMatch(/^198\.18\.(12[89]|1[3-9]\d|2[0-5]\d)\.0\/24$/);
     const b = await runContainer({ network: carved.name }, local);
     expect(await containerAddress(b.name, carved.name)).toMatch(new RegExp(`^${subnet.split('.').slice(0, 3).join('\\.')}\\.`));
+    }));
+
+  it('a clean stop keeps the rules while networks exist, and removes them once none is left', () =>
+    scoped(async (local) => {
+      const net = await createNetwork(uniqueName('stop'), { driver: E2E_DRIVER, ipamDriver: E2E_DRIVER, subnet: '198.18.7.0/24' }, local);
+      const c = await runContainer({ network: net.name, cmd: ['httpd', '-f', '-p', '80', '-h', '/etc'] }, local);
+      const address = await containerAddress(c.name, net.name);
+      await plugin.kill('SIGTERM');
+      expect((await run('nft', ['list', 'table', 'inet', 'portnet'], { allowFail: true })).code).toBe(0);
+      expect((await httpGet('host', address, 80, '/hostname')).status).toBe(200);
+      await plugin.start();
+      await removeContainer(c.name);
+      await removeNetwork(net.name);
+      await plugin.kill('SIGTERM');
+      const table = await run('nft', ['list', 'table', 'inet', 'portnet'], { allowFail: true });
+      expect(table.code).not.toBe(0);
+      expect((await run('iptables', ['-S', 'DOCKER-USER'])).stdout).not.toContain('portnet');
+      await plugin.start();
     }));
 
   it('leaves no pn* link, no route and no state row once everything is removed', async () => {
