@@ -8,6 +8,8 @@
  * mapped form (rather than refusing it) keeps the option and -p in agreement.
  */
 
+import { formatIp, parseIp } from '../ipam/address.js';
+
 export type IpFamily = 4 | 6;
 
 /** The IPv4 wildcard: every IPv4 address of the host, and no IPv6 address. */
@@ -21,17 +23,16 @@ export type AddressScope =
   | { kind: 'family'; family: IpFamily }
   | { kind: 'one'; family: IpFamily; address: string };
 
-const V4_RE = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/;
-const HEX_GROUP_RE = /^[0-9a-fA-F]{1,4}$/;
-
 /** The canonical spelling of an IP literal, or undefined when `text` is not one (hostnames, zones, junk). */
 export function canonicalIp(text: string): string | undefined {
-  if (text.includes(':')) {
-    const groups = parseV6(text);
-    return groups === undefined ? undefined : formatV6(groups);
+  let ip;
+  try {
+    ip = parseIp(text, 'host IP');
+  } catch {
+    return undefined;
   }
-  const octets = parseV4(text);
-  return octets === undefined ? undefined : octets.join('.');
+  if (ip.family === 6 && ip.value >> 32n === 0xffffn) return formatIp({ family: 4, value: ip.value & 0xffffffffn });
+  return formatIp(ip);
 }
 
 /** Family of a canonical IP literal. */
@@ -59,72 +60,4 @@ export function commonAddresses(a: string | undefined, b: string | undefined): s
   if (sa.kind === 'family') return b;
   if (sb.kind === 'family') return a;
   return sa.address === sb.address ? a : null;
-}
-
-function parseV4(text: string): number[] | undefined {
-  const m = V4_RE.exec(text);
-  if (!m) return undefined;
-  const parts = m.slice(1, 5) as string[];
-  // Leading zeros are refused, as Go does: "010" is octal 8 to some tools and decimal 10 to others.
-  if (parts.some((p) => p.length > 1 && p.startsWith('0'))) return undefined;
-  const octets = parts.map(Number);
-  return octets.every((o) => o <= 255) ? octets : undefined;
-}
-
-/** Eight 16-bit groups, or undefined. Accepts `::` once and a trailing dotted IPv4 part. */
-function parseV6(text: string): number[] | undefined {
-  const halves = text.split('::');
-  if (halves.length > 2) return undefined;
-  const head = parseGroups(halves[0] ?? '', halves.length === 1);
-  const tail = halves.length === 2 ? parseGroups(halves[1] ?? '', true) : [];
-  if (head === undefined || tail === undefined) return undefined;
-  if (halves.length === 1) return head.length === 8 ? head : undefined;
-  // `::` stands for at least one zero group.
-  const missing = 8 - head.length - tail.length;
-  if (missing < 1) return undefined;
-  return [...head, ...new Array<number>(missing).fill(0), ...tail];
-}
-
-/** Colon-separated groups of one side of `::`; a dotted IPv4 may only end the address. */
-function parseGroups(side: string, endsAddress: boolean): number[] | undefined {
-  if (side === '') return [];
-  const fields = side.split(':');
-  const groups: number[] = [];
-  for (const [i, field] of fields.entries()) {
-    if (endsAddress && i === fields.length - 1 && field.includes('.')) {
-      const v4 = parseV4(field);
-      if (v4 === undefined) return undefined;
-      const [a, b, c, d] = v4 as [number, number, number, number];
-      groups.push((a << 8) | b, (c << 8) | d);
-    } else if (HEX_GROUP_RE.test(field)) {
-      groups.push(parseInt(field, 16));
-    } else {
-      return undefined;
-    }
-  }
-  return groups;
-}
-
-function formatV6(groups: number[]): string {
-  const isMapped = groups.slice(0, 5).every((g) => g === 0) && groups[5] === 0xffff;
-  if (isMapped) {
-    const [hi, lo] = [groups[6] ?? 0, groups[7] ?? 0];
-    return [hi >> 8, hi & 0xff, lo >> 8, lo & 0xff].join('.');
-  }
-  // RFC 5952: compress the longest run of two or more zero groups; the first one on a tie.
-  let bestStart = -1;
-  let bestLen = 1;
-  for (let i = 0; i < 8; ) {
-    if (groups[i] !== 0) {
-      i++;
-      continue;
-    }
-    let j = i;
-    while (j < 8 && groups[j] === 0) j++;
-    if (j - i > bestLen) [bestStart, bestLen] = [i, j - i];
-    i = j;
-  }
-  const hex = groups.map((g) => g.toString(16));
-  if (bestStart < 0) return hex.join(':');
-  return `${hex.slice(0, bestStart).join(':')}::${hex.slice(bestStart + bestLen).join(':')}`;
 }
