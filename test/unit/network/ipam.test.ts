@@ -72,6 +72,27 @@ describe('IPAM service', () => {
     await expect(addr(p, PoolID)).rejects.toThrow('pool 198.18.6.0/30 is exhausted: all 3 addresses are in use');
   });
 
+  it('uses every address of /32 and /31 pools, and all but network and broadcast of a /30', async () => {
+    const p = await fakePlugin();
+    const one = await pool(p, '198.18.7.1/32');
+    expect((await addr(p, one.PoolID)).Address).toBe('198.18.7.1/32');
+    await expect(addr(p, one.PoolID)).rejects.toThrow('pool 198.18.7.1/32 is exhausted: all 1 addresses are in use');
+    const two = await pool(p, '198.18.7.2/31');
+    expect([(await addr(p, two.PoolID)).Address, (await addr(p, two.PoolID)).Address]).toEqual(['198.18.7.2/32', '198.18.7.3/32']);
+    const four = await pool(p, '198.18.7.4/30');
+    expect([(await addr(p, four.PoolID)).Address, (await addr(p, four.PoolID)).Address]).toEqual(['198.18.7.5/32', '198.18.7.6/32']);
+    await expect(addr(p, four.PoolID)).rejects.toThrow(/exhausted: all 2 addresses/);
+  });
+
+  it('hands out every address of a /16 exactly once', async () => {
+    const p = await fakePlugin();
+    const { PoolID } = await pool(p, '198.18.0.0/16');
+    const seen = new Set<string>();
+    for (let i = 0; i < 65534; i++) seen.add((await addr(p, PoolID)).Address);
+    expect(seen.size).toBe(65534);
+    await expect(addr(p, PoolID)).rejects.toThrow('pool 198.18.0.0/16 is exhausted: all 65534 addresses are in use');
+  });
+
   it('releasing a pool releases its addresses', async () => {
     const p = await fakePlugin();
     const { PoolID } = await pool(p, '198.18.4.0/30');

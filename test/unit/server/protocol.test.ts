@@ -49,6 +49,19 @@ describe('handshake', () => {
   });
 });
 
+describe('calls Docker makes only in swarm or cluster setups', () => {
+  it('answers DiscoverNew/DiscoverDelete with {} and AllocateNetwork/FreeNetwork as a local driver', async () => {
+    const { app, state } = await fakePlugin();
+    const discovery = { DiscoveryType: 1, DiscoveryData: { Address: '198.51.100.9', BindAddress: '', Self: false } };
+    expect(JSON.parse((await call(app, '/NetworkDriver.DiscoverNew', discovery)).text)).toEqual({});
+    expect(JSON.parse((await call(app, '/NetworkDriver.DiscoverDelete', discovery)).text)).toEqual({});
+    const alloc = await call(app, '/NetworkDriver.AllocateNetwork', { NetworkID: NET, Options: {}, IPv4Data: [], IPv6Data: [] });
+    expect(JSON.parse(alloc.text)).toEqual({ Options: {} });
+    expect(JSON.parse((await call(app, '/NetworkDriver.FreeNetwork', { NetworkID: NET })).text)).toEqual({});
+    expect(state.allKeys()).toEqual([]);
+  });
+});
+
 describe('the Docker 20.10 trace, replayed', () => {
   it('answers every recorded request with 200 and leaves nothing behind at the end', async () => {
     const plugin = await fakePlugin();
