@@ -1,28 +1,125 @@
+import type { ContainerRef, DockerStatus } from '../docker/names.js';
 import { formatExposure } from '../expose/format.js';
+import type { Proto } from '../expose/types.js';
+import { poolCapacity } from '../metrics/usage.js';
 import type { State } from '../state/state.js';
+
+/** What the state view needs to know about Docker; the real one is docker/names.ts. */
+export interface NameLookup {
+  container(endpointId: string): ContainerRef | undefined;
+  networkName(networkId: string): string | undefined;
+  docker(): DockerStatus;
+}
+
+/** One published port or range with its host port resolved, as `portnet ls` and `inspect` show it. */
+export interface ExposureView {
+  /** Undefined: every host address of both families. */
+  hostIp?: string;
+  hostPort: number;
+  hostPortEnd: number;
+  containerPort: number;
+  containerPortEnd: number;
+  proto: Proto;
+  /** com.example.expose ('option') or Docker's -p/-P ('publish'). */
+  origin: 'option' | 'publish';
+  /** As asked for, e.g. `*:?→80/tcp` for `-p 80`. */
+  requested: string;
+}
+
+/** GET /portnet/v1/state: networks, endpoints, pools and what is exposed, as the live process holds them. */
+export interface StateView {
+  pools: Array<{ id: string; pool: string; subPool?: string; carved: boolean; capacity: number; allocated: Array<{ address: string; kind: string }> }>;
+  networks: Array<{
+    id: string;
+    /** Docker's name, once learnt (null until then or without Docker). */
+    name: string | null;
+    index: number;
+    pools: string[];
+    icc: boolean;
+    masquerade: boolean;
+    internal: boolean;
+    options: Record<string, string>;
+  }>;
+  endpoints: Array<{
+    id: string;
+    networkId: string;
+    address: string;
+    prefix: number;
+    mac?: string;
+    hostIf: string;
+    peerIf: string;
+    joined: boolean;
+    sandboxKey?: string;
+    options: Record<string, string>;
+    /** Compact form of every exposure (formatExposure). */
+    exposures: string[];
+    exposureDetails: ExposureView[];
+    /** The container, once learnt from Docker (null until then). */
+    container: { id: string | null; name: string } | null;
+  }>;
+  /** Whether portnet can reach Docker to learn container names. */
+  docker: DockerStatus;
+  keys: number;
+}
+
+const NO_NAMES: NameLookup = {
+  container: () => undefined,
+  networkName: () => undefined,
+  docker: () => ({ reachable: false, error: 'no Docker client configured' }),
+};
 
 /**
  * What portnet holds, for people and scripts (`portnet ls`, tests): read over the plugin socket so
  * that it always shows the live process's view, never a second reader of the database.
  */
-export function stateSnapshot(state: State) {
+export function stateSnapshot(state: State, names: NameLookup = NO_NAMES): StateView {
   return {
     pools: state.pools().map((p) => ({
       id: p.id,
       pool: p.pool,
       ...(p.subPool ? { subPool: p.subPool } : {}),
       carved: p.carved,
+      capacity: poolCapacity(p),
       allocated: state.allocations(p.id).map((a) => ({ address: a.address, kind: a.kind })),
     })),
-    networks: state.networks().map((n) => ({ id: n.id, pools: n.pools, icc: n.icc, masquerade: n.masquerade })),
-    endpoints: state.endpoints().map((e) => ({
-      id: e.id,
-      networkId: e.networkId,
-      address: e.address,
-      hostIf: e.hostIf,
-      joined: e.joined,
-      exposures: e.exposures.map((r) => formatExposure(r.resolved)),
+    networks: state.networks().map((n) => ({
+      id: n.id,
+      name: names.networkName(n.id) ?? null,
+      index: n.index,
+      pools: n.pools,
+      icc: n.icc,
+      masquerade: n.masquerade,
+      internal: n.internal,
+      options: n.options,
     })),
+    endpoints: state.endpoints().map((e) => {
+      const c = names.container(e.id);
+      return {
+        id: e.id,
+        networkId: e.networkId,
+        address: e.address,
+        prefix: e.prefix,
+        ...(e.mac ? { mac: e.mac } : {}),
+        hostIf: e.hostIf,
+        peerIf: e.peerIf,
+        joined: e.joined,
+        ...(e.sandboxKey ? { sandboxKey: e.sandboxKey } : {}),
+        options: e.options,
+        exposures: e.exposures.map((r) => formatExposure(r.resolved)),
+        exposureDetails: e.exposures.map(({ requested, resolved: x }) => ({
+          ...(x.hostIp !== undefined ? { hostIp: x.hostIp } : {}),
+          hostPort: x.hostPort,
+          hostPortEnd: x.hostPortEnd,
+          containerPort: x.containerPort,
+          containerPortEnd: x.containerPortEnd,
+          proto: x.proto,
+          origin: x.origin,
+          requested: formatExposure(requested),
+        })),
+        container: c ? { id: c.id ?? null, name: c.name } : null,
+      };
+    }),
+    docker: names.docker(),
     keys: state.allKeys().length,
   };
 }
