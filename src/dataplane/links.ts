@@ -8,6 +8,22 @@ export interface EndpointLinkSpec {
   mac?: string;
 }
 
+/** What a container's side of a restored veth gets, as Docker configured it after Join. */
+export interface SandboxSide {
+  /** The container's network namespace (Join's SandboxKey), e.g. /var/run/docker/netns/0123456789ab. */
+  sandbox: string;
+  /** Prefix length Docker gave the address (what the IPAM answered, /32 for portnet pools). */
+  prefix: number;
+  /** The gateway Join answered; a connected /32 route and the default route point at it. */
+  gateway: string;
+}
+
+/** A route carrying portnet's protocol number, as read back from the kernel. */
+export type PortnetRoute =
+  | { kind: 'pool'; cidr: string; text: string }
+  | { kind: 'endpoint'; address: string; dev: string; text: string }
+  | { kind: 'other'; text: string };
+
 /** Kernel links and routes: one implementation over iproute2 and /proc/sys, one fake. */
 export interface Links {
   /** Creates the veth pair, sets the host side's sysctls and routes the address to it; all or nothing. */
@@ -21,6 +37,20 @@ export interface Links {
   listEndpointLinks(): Promise<string[]>;
   /** Routes portnet installed (its own route protocol number), as `ip route` prints them. */
   listRoutes(): Promise<string[]>;
+  /** Puts back what an existing host-side link needs: up, its sysctls and its /32 route (idempotent). */
+  repairEndpointLink(spec: EndpointLinkSpec): Promise<void>;
+  /** Removes one /32 route portnet installed; absent is fine. */
+  removeEndpointRoute(address: string, dev: string): Promise<void>;
+  /** Whether the network namespace file of a container (Join's SandboxKey) still exists. */
+  sandboxExists(sandbox: string): Promise<boolean>;
+  /**
+   * Re-creates the veth of a container whose pair was destroyed while the container kept running:
+   * the host side as createEndpointLink makes it, the container side straight into its namespace,
+   * named like Docker names it (`eth` + the first free index) and configured as Docker did after
+   * Join (address, connected route to the gateway, default route if none). Returns the name inside.
+   * All or nothing: on failure the pair is removed again.
+   */
+  restoreEndpointLink(spec: EndpointLinkSpec, side: SandboxSide): Promise<string>;
 }
 
 /** Routes carry this protocol number, so portnet's own routes can be told from everyone else's. */
@@ -35,4 +65,37 @@ export const PEER_IF_PREFIX = 'pc';
 export function endpointLinkNames(endpointId: string): { hostIf: string; peerIf: string } {
   const short = endpointId.slice(0, 11).toLowerCase();
   return { hostIf: `${HOST_IF_PREFIX}${short}`, peerIf: `${PEER_IF_PREFIX}${short}` };
+}
+
+const V4 = String.raw`(?:\d{1,3}\.){3}\d{1,3}`;
+const POOL_ROUTE = new RegExp(`^unreachable (${V4}/\\d{1,2})(?:\\s|$)`);
+const ENDPOINT_ROUTE = new RegExp(`^(${V4})(?:/32)? dev (\\S+)(?:\\s|$)`);
+
+/** Reads one line of `ip -4 route show proto 91` (or the fake's equivalent). */
+export function parsePortnetRoute(line: string): PortnetRoute {
+  const text = line.trim();
+  const pool = POOL_ROUTE.exec(text);
+  if (pool) return { kind: 'pool', cidr: pool[1]!, text };
+  const ep = ENDPOINT_ROUTE.exec(text);
+  if (ep) return { kind: 'endpoint', address: ep[1]!, dev: ep[2]!, text };
+  return { kind: 'other', text };
+}
+
+/**
+ * A sandbox path is handed to `nsenter --net=` and `ip … netns`: only an absolute path of plain
+ * characters, with no `..`, is accepted (Docker's are /var/run/docker/netns/<12 hex>).
+ */
+export function checkSandboxPath(sandbox: string): string {
+  if (!/^\/[A-Za-z0-9_./-]{1,200}$/.test(sandbox) || sandbox.split('/').includes('..')) {
+    throw new Error(`sandbox path ${JSON.stringify(sandbox.slice(0, 120))} is not a plain absolute path`);
+  }
+  return sandbox;
+}
+
+/** `eth` + the lowest index not taken, the way Docker names a container's interfaces. */
+export function firstFreeEth(names: readonly string[]): string {
+  const taken = new Set(names);
+  let i = 0;
+  while (taken.has(`eth${i}`)) i++;
+  return `eth${i}`;
 }

@@ -31,17 +31,49 @@ export interface IpamConfig {
 }
 
 /**
+ * How long after start-up a request identical to one the previous process committed is taken for
+ * Docker resending it (its connection died with that process). Docker resends for about 15 s.
+ */
+export const RETRY_WINDOW_MS = 30_000;
+
+export interface IpamOptions {
+  retryWindowMs?: number;
+  now?: () => number;
+}
+
+/**
  * Docker's IpamDriver: pools and addresses over State. Callers serialise calls (one Mutex for the
  * whole plugin); every decision is committed in one store transaction before it is answered.
  */
 export class IpamService {
   private readonly defaultRange: Cidr;
+  /**
+   * What the previous process committed and nothing uses yet: an explicit pool no network has and
+   * no address was taken from, and a fixed address of a portnet network that no endpoint has. Each
+   * may be answered once more, to an identical request, within the retry window: that is Docker
+   * resending a call whose answer was lost when portnet died. Anything else is refused as usual.
+   */
+  private readonly resendable = { pools: new Set<string>(), addresses: new Set<string>() };
+  private readonly until: number;
+  private readonly now: () => number;
 
   constructor(
     private readonly state: State,
     private readonly config: IpamConfig,
     private readonly log: Logger,
+    options: IpamOptions = {},
   ) {
+    this.now = options.now ?? Date.now;
+    this.until = this.now() + (options.retryWindowMs ?? RETRY_WINDOW_MS);
+    const networkPools = new Set(state.networks().flatMap((n) => n.pools));
+    const used = new Set(state.endpoints().map((e) => e.address));
+    for (const p of state.pools()) {
+      if (!p.carved && !networkPools.has(p.pool) && state.allocationCount(p.id) === 0) this.resendable.pools.add(p.id);
+      if (!networkPools.has(p.pool)) continue;
+      for (const a of state.allocations(p.id)) {
+        if (a.kind === 'address' && !used.has(a.address)) this.resendable.addresses.add(keys.alloc(p.id, ipKey(parseIp(a.address, 'address'))));
+      }
+    }
     this.defaultRange = parseCidr(config.defaultPool, 'default pool', { strict: true });
     if (this.defaultRange.family !== 4) throw new IpamError(`default pool "${config.defaultPool}" must be IPv4`);
     if (config.defaultPoolPrefix < this.defaultRange.prefix) {
@@ -81,6 +113,8 @@ export class IpamService {
       usableRange(pool, sub); // validates that the range lies inside the pool
       subPool = formatCidr(sub);
     }
+    const resent = this.resentPool(poolText, subPool, req);
+    if (resent) return resent;
     for (const other of this.state.pools()) {
       if (cidrOverlaps(pool, parseCidr(other.pool, 'pool', { strict: true }))) {
         throw new IpamError(`Pool "${poolText}" overlaps pool "${other.pool}" that is already in use`);
@@ -98,8 +132,33 @@ export class IpamService {
     ops.push({ put: keys.pool(record.id), value: record });
     await this.state.commit(ops, [{ key: keys.pool(record.id), exists: false }]);
     this.log.info({ pool: poolText, subPool, carved }, 'pool created');
-    const data: Record<string, string> = family === 4 ? { [GATEWAY_TYPE]: `${ROUTED_GATEWAY_V4}/32` } : {};
-    return { PoolID: record.id, Pool: poolText, Data: data };
+    return this.poolAnswer(record);
+  }
+
+  private poolAnswer(record: PoolRecord) {
+    const data: Record<string, string> = record.family === 4 ? { [GATEWAY_TYPE]: `${ROUTED_GATEWAY_V4}/32` } : {};
+    return { PoolID: record.id, Pool: record.pool, Data: data };
+  }
+
+  /** Whether a retry window is open and `key` may be answered once more; consumes it. */
+  private takeResendable(set: Set<string>, key: string): boolean {
+    if (!set.has(key)) return false;
+    if (this.now() > this.until) {
+      this.resendable.pools.clear();
+      this.resendable.addresses.clear();
+      return false;
+    }
+    set.delete(key);
+    return true;
+  }
+
+  private resentPool(poolText: string, subPool: string | undefined, req: RequestPoolReq) {
+    const held = this.state.pool(poolText);
+    if (!held || held.subPool !== subPool || held.family !== (req.V6 ? 6 : 4)) return undefined;
+    if ((req.AddressSpace || LOCAL_ADDRESS_SPACE) !== held.addressSpace || JSON.stringify(held.options) !== JSON.stringify(req.Options)) return undefined;
+    if (this.state.allocationCount(held.id) > 0 || !this.takeResendable(this.resendable.pools, held.id)) return undefined;
+    this.log.warn({ pool: held.pool }, 'RequestPool resent after a restart: answered with the pool committed before');
+    return this.poolAnswer(held);
   }
 
   private carve(): Cidr {
@@ -148,7 +207,14 @@ export class IpamService {
         throw new IpamError(`Address "${req.Address}" is the network or broadcast address of pool ${pool.pool}`);
       }
       const held = this.state.allocation(pool.id, ipKey(ip));
-      if (held) throw new IpamError(`Address "${req.Address}" is already in use in pool ${pool.pool} (${held.kind})`);
+      if (held) {
+        const key = keys.alloc(pool.id, ipKey(ip));
+        if (held.kind === kind && !this.state.endpoints().some((e) => e.address === held.address) && this.takeResendable(this.resendable.addresses, key)) {
+          this.log.warn({ pool: pool.pool, address: held.address }, 'RequestAddress resent after a restart: answered with the address committed before');
+          return { Address: `${held.address}/${cidr.family === 4 ? 32 : 128}`, Data: {} };
+        }
+        throw new IpamError(`Address "${req.Address}" is already in use in pool ${pool.pool} (${held.kind})`);
+      }
       value = ip.value;
     } else {
       const cursor = this.state.get<CursorRecord>(keys.cursor(pool.id));

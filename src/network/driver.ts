@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import type { Firewall } from '../dataplane/model.js';
 import { endpointLinkNames, type Links } from '../dataplane/links.js';
-import { parseAddressWithPrefix, parseCidr, cidrContains, formatCidr, formatIp } from '../ipam/address.js';
+import { parseAddressWithPrefix, parseCidr, cidrContains, cidrOverlaps, formatCidr, formatIp } from '../ipam/address.js';
 import type { CreateEndpointReq, CreateNetworkReq, JoinReq, ProgramReq } from '../protocol/schemas.js';
 import type { EndpointRecord, NetworkRecord } from '../state/records.js';
 import { keys, type State } from '../state/state.js';
@@ -38,12 +38,32 @@ export class NetworkDriver {
   async createNetwork(req: CreateNetworkReq): Promise<void> {
     if (req.IPv6Data.length > 0) throw new DriverError('IPv6 networks are not supported yet (IPv6Data was given)');
     if (req.IPv4Data.length === 0) throw new DriverError('IPv4Data is empty: a portnet network needs an IPv4 pool');
-    if (this.state.network(req.NetworkID)) throw new DriverError(`network ${req.NetworkID} already exists`);
     const opts = parseNetworkOptions(req.Options['com.docker.network.generic']);
     const pools = req.IPv4Data.map((d, i) => {
       if (!d.Pool) throw new DriverError(`IPv4Data.${i}.Pool is missing`);
       return formatCidr(parseCidr(d.Pool, `IPv4Data.${i}.Pool`, { strict: true }));
     });
+    const existing = this.state.network(req.NetworkID);
+    if (existing) {
+      // Docker resends a call whose connection died (e.g. portnet was killed after its commit):
+      // the same request again is answered as it was the first time.
+      if (existing.pools.join(',') === pools.join(',')) {
+        this.log.info({ network: existing.id }, 'CreateNetwork repeated for a network that exists; nothing to do');
+        return;
+      }
+      throw new DriverError(`network ${req.NetworkID} already exists with pools ${existing.pools.join(', ')}`);
+    }
+    // Checked before anything is made: the rollback below must never take away another network's route.
+    for (const [i, text] of pools.entries()) {
+      const cidr = parseCidr(text, `IPv4Data.${i}.Pool`, { strict: true });
+      for (const other of this.state.networks()) {
+        const clash = other.pools.find((p) => cidrOverlaps(cidr, parseCidr(p, 'pool', { strict: true })));
+        if (clash) throw new DriverError(`IPv4Data.${i}.Pool ${text} overlaps pool ${clash} of network ${other.id.slice(0, 12)}`);
+      }
+      if (pools.some((p, j) => j !== i && cidrOverlaps(cidr, parseCidr(p, 'pool', { strict: true })))) {
+        throw new DriverError(`IPv4Data.${i}.Pool ${text} overlaps another pool of the same request`);
+      }
+    }
     const network: NetworkRecord = {
       id: req.NetworkID,
       index: this.freeIndex(),
@@ -85,12 +105,21 @@ export class NetworkDriver {
 
   async createEndpoint(req: CreateEndpointReq): Promise<Record<string, never>> {
     const network = this.requireNetwork(req.NetworkID);
-    if (this.state.endpoint(req.EndpointID)) throw new DriverError(`endpoint ${req.EndpointID} already exists`);
     const iface = req.Interface;
     if (iface.AddressIPv6) throw new DriverError(`Interface.AddressIPv6 "${iface.AddressIPv6}": IPv6 endpoints are not supported yet`);
     if (!iface.Address) throw new DriverError('Interface.Address is empty: portnet endpoints need an IPv4 address');
     const { ip, prefix } = parseAddressWithPrefix(iface.Address, 'Interface.Address');
     if (ip.family !== 4) throw new DriverError(`Interface.Address "${iface.Address}" must be IPv4`);
+    const existing = this.state.endpoint(req.EndpointID);
+    if (existing) {
+      // A resent call (the connection died after the commit) must not fail the container's start,
+      // or Docker would roll back its address while the endpoint stays behind.
+      if (existing.networkId === network.id && existing.address === formatIp(ip) && existing.prefix === prefix) {
+        this.log.info({ endpoint: existing.id }, 'CreateEndpoint repeated for an endpoint that exists; nothing to do');
+        return {};
+      }
+      throw new DriverError(`endpoint ${req.EndpointID} already exists with address ${existing.address} on network ${existing.networkId}`);
+    }
     if (!network.pools.some((p) => cidrContains(parseCidr(p, 'pool', { strict: true }), ip))) {
       throw new DriverError(`Interface.Address "${iface.Address}" is in none of the network's pools (${network.pools.join(', ')})`);
     }

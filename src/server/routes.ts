@@ -16,10 +16,15 @@ function route<S extends z.ZodType>(schema: S, serial: boolean, handle: (body: z
 
 const EMPTY = {};
 
+/** Told about calls that mean "a dockerd has (re)started": it may schedule work, never wait for it. */
+export interface RouteHooks {
+  activated?: (by: string) => void;
+}
+
 /** Every path Docker calls, in one table: the wire name, the body's shape, and the domain call. */
-export function routeTable(ipam: IpamService, driver: NetworkDriver): Record<string, Route> {
+export function routeTable(ipam: IpamService, driver: NetworkDriver, hooks: RouteHooks = {}): Record<string, Route> {
   return {
-    '/Plugin.Activate': route(schemas.empty, false, () => ({ Implements: ['NetworkDriver', 'IpamDriver'] })),
+    '/Plugin.Activate': route(schemas.empty, false, () => (hooks.activated?.('Plugin.Activate'), { Implements: ['NetworkDriver', 'IpamDriver'] })),
 
     '/IpamDriver.GetCapabilities': route(schemas.empty, false, () => ipam.capabilities()),
     '/IpamDriver.GetDefaultAddressSpaces': route(schemas.empty, false, () => ipam.addressSpaces()),
@@ -28,7 +33,8 @@ export function routeTable(ipam: IpamService, driver: NetworkDriver): Record<str
     '/IpamDriver.RequestAddress': route(schemas.RequestAddress, true, (b) => ipam.requestAddress(b)),
     '/IpamDriver.ReleaseAddress': route(schemas.ReleaseAddress, true, async (b) => (await ipam.releaseAddress(b), EMPTY)),
 
-    '/NetworkDriver.GetCapabilities': route(schemas.empty, false, () => driver.capabilities()),
+    // A managed plugin is never sent Plugin.Activate; a new dockerd asks for its capabilities instead.
+    '/NetworkDriver.GetCapabilities': route(schemas.empty, false, () => (hooks.activated?.('NetworkDriver.GetCapabilities'), driver.capabilities())),
     '/NetworkDriver.CreateNetwork': route(schemas.CreateNetwork, true, async (b) => (await driver.createNetwork(b), EMPTY)),
     '/NetworkDriver.DeleteNetwork': route(schemas.NetworkOnly, true, async (b) => (await driver.deleteNetwork(b.NetworkID), EMPTY)),
     '/NetworkDriver.AllocateNetwork': route(schemas.AllocateNetwork, false, () => ({ Options: {} })),

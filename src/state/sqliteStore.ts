@@ -1,4 +1,4 @@
-import { chmodSync, mkdirSync, statSync } from 'node:fs';
+import { chmodSync, closeSync, existsSync, mkdirSync, openSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { type Store, type StoreGuard, type StoreOp, StoreConflict, StoreUnusable } from './store.js';
@@ -20,7 +20,13 @@ export class SqliteStore implements Store {
     mkdirSync(stateDir, { recursive: true, mode: 0o700 });
     // The directory may predate us with looser bits; addresses and rules are nobody else's business.
     if ((statSync(stateDir).mode & 0o077) !== 0) chmodSync(stateDir, 0o700);
-    return new SqliteStore(join(stateDir, 'state.db'));
+    const path = join(stateDir, 'state.db');
+    // The file too (SQLite gives its -wal and -shm files the database file's mode): 0600, whatever the umask.
+    closeSync(openSync(path, 'a', 0o600));
+    for (const f of [path, `${path}-wal`, `${path}-shm`]) {
+      if (existsSync(f) && (statSync(f).mode & 0o077) !== 0) chmodSync(f, 0o600);
+    }
+    return new SqliteStore(path);
   }
 
   constructor(readonly path: string) {
