@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import { countRepair } from '../metrics/metrics.js';
 
 /** What reconciliation found and did, one entry per finding; each is also logged as it happens. */
 export interface Repair {
@@ -36,6 +37,7 @@ export class RepairLog {
 
   add(kind: RepairKind, message: string, detail: Record<string, unknown>, repaired = true): void {
     this.repairs.push({ kind, message, detail, repaired });
+    countRepair(kind);
     if (repaired) this.log.warn({ repair: kind, ...detail }, message);
     else this.log.error({ repair: kind, ...detail }, message);
   }
