@@ -1,7 +1,9 @@
 import { ensureDockerUserRules, removeDockerUserRules, type CommandRunner } from '../dockerUser.js';
 import { CommandError, runCommand } from '../exec.js';
 import type { Firewall, FirewallModel } from '../model.js';
-import { renderRemoval, renderRuleset } from './render.js';
+import { TableContents } from './incremental.js';
+import { planRuleset } from './plan.js';
+import { renderDelta, renderPlan, renderRemoval } from './render.js';
 
 export interface NftFirewallOptions {
   /** Runs `nft` and `iptables`; tests swap it to act inside a network namespace. */
@@ -12,6 +14,19 @@ export interface NftFirewallOptions {
   table?: string;
   /** Keep portnet's accepts in iptables DOCKER-USER (default true). */
   dockerUser?: boolean;
+  /**
+   * Apply changes as deltas of set and map elements (default true). false replaces the whole table
+   * on every apply, as portnet did before; the benchmark compares the two.
+   */
+  incremental?: boolean;
+}
+
+/** What the last apply sent to nft (for tests and the benchmark). */
+export interface ApplyReport {
+  kind: 'replace' | 'delta' | 'none';
+  /** Elements deleted and added by a delta. */
+  deletes: number;
+  adds: number;
 }
 
 /** nft refused a batch; carries its message and the line of our script it pointed at. */
@@ -32,8 +47,16 @@ export class NftFirewall implements Firewall {
   private readonly nft: string;
   private readonly table: string | undefined;
   private readonly dockerUser: { run: CommandRunner; iptables?: string } | undefined;
+  private readonly incremental: boolean;
   /** Calls are serialized: two transactions racing would leave whichever came last, not the newest model. */
   private queue: Promise<unknown> = Promise.resolve();
+  /**
+   * What the table holds since the last transaction that succeeded; undefined before the first
+   * apply, after remove(), and after any failure (the next apply then replaces the table whole).
+   */
+  private installed: TableContents | undefined;
+  /** What the last apply sent to nft. */
+  lastApply: ApplyReport = { kind: 'none', deletes: 0, adds: 0 };
 
   constructor(options: NftFirewallOptions = {}) {
     this.run = options.run ?? runCommand;
@@ -43,18 +66,66 @@ export class NftFirewall implements Firewall {
       options.dockerUser === false
         ? undefined
         : { run: this.run, ...(options.iptables ? { iptables: options.iptables } : {}) };
+    this.incremental = options.incremental ?? true;
   }
 
+  /**
+   * The first apply replaces portnet's table whole. Later ones compare the model with what the
+   * table holds and send only the elements that changed, as one `nft -f` batch of `delete element`
+   * and `add element` lines: still one transaction, and the chains never change. If that batch
+   * fails (someone deleted or edited the table behind portnet's back), the table is replaced whole.
+   */
   apply(model: FirewallModel): Promise<void> {
     return this.serialize(async () => {
-      await this.transaction(renderRuleset(model, this.renderOptions()));
+      const installed = this.incremental ? this.installed : undefined;
+      if (installed) {
+        const transition = installed.transition(model);
+        const { deletes, adds } = transition.delta;
+        if (deletes.length + adds.length === 0) {
+          transition.commit();
+          this.lastApply = { kind: 'none', deletes: 0, adds: 0 };
+        } else {
+          try {
+            await this.transaction(renderDelta(transition.delta, this.renderOptions()));
+            transition.commit();
+            this.lastApply = { kind: 'delta', deletes: deletes.length, adds: adds.length };
+          } catch (err) {
+            this.installed = undefined;
+            if (!(err instanceof NftError)) throw err;
+            await this.replace(model);
+          }
+        }
+      } else {
+        await this.replace(model);
+      }
       // After the table, so the accepts never exist without the filtering behind them.
       if (this.dockerUser) await ensureDockerUserRules(this.dockerUser);
     });
   }
 
+  /**
+   * Makes the next apply replace the table whole instead of sending a delta: for a caller that
+   * suspects the table was changed behind portnet's back (a delta would not notice a deleted table
+   * until the next change, and never an element someone added). Not part of the Firewall interface.
+   */
+  invalidate(): Promise<void> {
+    return this.serialize(async () => {
+      this.installed = undefined;
+    });
+  }
+
+  /** One transaction that replaces the table whole with the ruleset of `model`. */
+  private async replace(model: FirewallModel): Promise<void> {
+    this.installed = undefined;
+    const plan = planRuleset(model);
+    await this.transaction(renderPlan(plan, this.renderOptions()));
+    this.lastApply = { kind: 'replace', deletes: 0, adds: 0 };
+    if (this.incremental) this.installed = TableContents.fromPlan(plan, model);
+  }
+
   remove(): Promise<void> {
     return this.serialize(async () => {
+      this.installed = undefined;
       if (this.dockerUser) await removeDockerUserRules(this.dockerUser);
       await this.transaction(renderRemoval(this.renderOptions()));
     });

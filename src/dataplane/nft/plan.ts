@@ -4,6 +4,7 @@ import {
   FirewallModelError,
   cidr4,
   hostIf,
+  intToIpv4,
   ipv4,
   ipv4ToInt,
   isIpv6,
@@ -23,7 +24,13 @@ export interface PortRange {
   last: number;
 }
 
-/** `address . proto . ports`, the key shape of the allow and drop sets. */
+/**
+ * `address . proto . port`, the key shape of the allow and drop sets. Every key holds one port
+ * (`ports.first === ports.last`): ranges are expanded, like the DNAT maps, so that the sets are
+ * plain hashes. Adding or deleting one element of a hash set costs the same at any size, while the
+ * kernel's concatenated-interval sets (pipapo) rebuild their lookup table on every delete
+ * (see scripts/bench/README.md).
+ */
 export interface ServiceKey {
   address: string;
   proto: Proto;
@@ -68,8 +75,24 @@ export interface EndpointPlan {
   id: string;
   hostIf: string;
   address: string;
+  /** `address` as a number, for sorting without parsing it again. */
+  addressInt: number;
   network: NetworkPlan;
   exposures: ExposurePlan[];
+}
+
+/** Everything one endpoint puts in the sets and maps (see endpointParts). */
+export interface EndpointParts {
+  /** Allowed on the container address from anywhere (exposures on all host addresses). */
+  exposedDirect: ServiceKey[];
+  /** Allowed once DNATed (all-address and host-IP-bound exposures). */
+  exposedDnat: ServiceKey[];
+  /** Host-side keys of loopback-bound exposures. */
+  loopbackExposures: ServiceKey[];
+  /** Whether the endpoint can reach itself through a host address (needs SNAT). */
+  hairpinSelf: boolean;
+  dnatAny: DnatEntry[];
+  dnatBound: DnatEntry[];
 }
 
 export interface RulesetPlan {
@@ -100,44 +123,21 @@ export function planRuleset(model: FirewallModel): RulesetPlan {
   const endpoints = planEndpoints(model.endpoints, networks);
   checkDnatConflicts(endpoints);
 
-  const exposedDirect: ServiceKey[] = [];
-  const exposedDnat: ServiceKey[] = [];
-  const loopbackExposures: ServiceKey[] = [];
-  const hairpinSelf: string[] = [];
+  const exposedDirect: Keyed<ServiceKey>[] = [];
+  const exposedDnat: Keyed<ServiceKey>[] = [];
+  const loopbackExposures: Keyed<ServiceKey>[] = [];
+  const hairpinSelf: Keyed<string>[] = [];
   const dnatAny: EndpointGroup<DnatEntry>[] = [];
   const dnatBound: EndpointGroup<DnatEntry>[] = [];
 
   for (const ep of endpoints) {
-    const any: DnatEntry[] = [];
-    const bound: DnatEntry[] = [];
-    for (const { exposure: x, kind } of ep.exposures) {
-      if (kind === 'skipped') continue;
-      const containerKey: ServiceKey = {
-        address: ep.address,
-        proto: x.proto,
-        ports: { first: x.containerPort, last: x.containerPortEnd },
-      };
-      const entries = expand(x, ep.address);
-      if (kind === 'all') {
-        exposedDirect.push(containerKey);
-        exposedDnat.push(containerKey);
-        any.push(...entries);
-      } else if (kind === 'bound') {
-        exposedDnat.push(containerKey);
-        bound.push(...entries);
-      } else {
-        // Not in exposedDnat: only the host's own processes may use it, and they never pass forward.
-        loopbackExposures.push({
-          address: x.hostIp as string,
-          proto: x.proto,
-          ports: { first: x.hostPort, last: x.hostPortEnd },
-        });
-        bound.push(...entries);
-      }
-    }
-    if (ep.exposures.some((x) => x.kind === 'all' || x.kind === 'bound')) hairpinSelf.push(ep.address);
-    if (any.length > 0) dnatAny.push({ hostIf: ep.hostIf, address: ep.address, items: any.sort(byDnatKey) });
-    if (bound.length > 0) dnatBound.push({ hostIf: ep.hostIf, address: ep.address, items: bound.sort(byDnatKey) });
+    const parts = endpointParts(ep);
+    for (const k of parts.exposedDirect) exposedDirect.push({ n: ep.addressInt, k });
+    for (const k of parts.exposedDnat) exposedDnat.push({ n: ep.addressInt, k });
+    for (const k of parts.loopbackExposures) loopbackExposures.push({ n: ipv4ToInt(k.address), k });
+    if (parts.hairpinSelf) hairpinSelf.push({ n: ep.addressInt, k: ep.address });
+    if (parts.dnatAny.length > 0) dnatAny.push({ hostIf: ep.hostIf, address: ep.address, items: parts.dnatAny });
+    if (parts.dnatBound.length > 0) dnatBound.push({ hostIf: ep.hostIf, address: ep.address, items: parts.dnatBound });
   }
 
   const iccPairs: [string, string][] = [];
@@ -155,16 +155,73 @@ export function planRuleset(model: FirewallModel): RulesetPlan {
     endpointSources: [...endpoints]
       .sort((a, b) => cmp(a.hostIf, b.hostIf))
       .map((ep) => ({ hostIf: ep.hostIf, address: ep.address })),
-    exposedDirect: mergeServiceKeys(exposedDirect),
-    exposedDnat: mergeServiceKeys(exposedDnat),
-    loopbackExposures: mergeServiceKeys(loopbackExposures),
-    hairpinSelf: hairpinSelf.sort((a, b) => ipv4ToInt(a) - ipv4ToInt(b)),
+    exposedDirect: sortServiceKeys(exposedDirect),
+    exposedDnat: sortServiceKeys(exposedDnat),
+    loopbackExposures: sortServiceKeys(loopbackExposures),
+    // Endpoints are sorted by network, then address; the set by address alone.
+    hairpinSelf: hairpinSelf.sort((a, b) => a.n - b.n).map((h) => h.k),
     dnatAny,
     dnatBound,
   };
 }
 
-function planNetworks(input: FirewallNetwork[]): NetworkPlan[] {
+/**
+ * What one endpoint contributes to the sets and maps. It depends on the endpoint alone (never on
+ * other endpoints or on its network's settings), which is what lets the firewall apply a change as
+ * a delta: the elements of an endpoint that did not change are the elements it had.
+ */
+export function endpointParts(ep: EndpointPlan): EndpointParts {
+  const direct = new Map<string, ServiceKey>();
+  const dnat = new Map<string, ServiceKey>();
+  const loopback = new Map<string, ServiceKey>();
+  const any: DnatEntry[] = [];
+  const bound: DnatEntry[] = [];
+  const add = (into: Map<string, ServiceKey>, address: string, proto: Proto, first: number, last: number) => {
+    for (let p = first; p <= last; p++) {
+      const id = `${proto} ${p}`;
+      if (!into.has(id)) into.set(id, { address, proto, ports: { first: p, last: p } });
+    }
+  };
+  for (const { exposure: x, kind } of ep.exposures) {
+    if (kind === 'skipped') continue;
+    const entries = expand(x, ep.address);
+    if (kind === 'all') {
+      add(direct, ep.address, x.proto, x.containerPort, x.containerPortEnd);
+      add(dnat, ep.address, x.proto, x.containerPort, x.containerPortEnd);
+      any.push(...entries);
+    } else if (kind === 'bound') {
+      add(dnat, ep.address, x.proto, x.containerPort, x.containerPortEnd);
+      bound.push(...entries);
+    } else {
+      // Not in exposedDnat: only the host's own processes may use it, and they never pass forward.
+      add(loopback, x.hostIp as string, x.proto, x.hostPort, x.hostPortEnd);
+      bound.push(...entries);
+    }
+  }
+  const byKey = (a: ServiceKey, b: ServiceKey) =>
+    cmp(a.address, b.address) || PROTO_ORDER[a.proto] - PROTO_ORDER[b.proto] || a.ports.first - b.ports.first;
+  return {
+    exposedDirect: [...direct.values()].sort(byKey),
+    exposedDnat: [...dnat.values()].sort(byKey),
+    loopbackExposures: [...loopback.values()].sort(byKey),
+    hairpinSelf: ep.exposures.some((x) => x.kind === 'all' || x.kind === 'bound'),
+    dnatAny: any.sort(byDnatKey),
+    dnatBound: bound.sort(byDnatKey),
+  };
+}
+/** A value with a number to sort it by (an address parsed once, not in every comparison). */
+interface Keyed<T> {
+  n: number;
+  k: T;
+}
+
+function sortServiceKeys(keys: Keyed<ServiceKey>[]): ServiceKey[] {
+  return keys
+    .sort((a, b) => a.n - b.n || PROTO_ORDER[a.k.proto] - PROTO_ORDER[b.k.proto] || a.k.ports.first - b.k.ports.first)
+    .map((x) => x.k);
+}
+
+export function planNetworks(input: FirewallNetwork[]): NetworkPlan[] {
   const networks = input
     .map((n): NetworkPlan => {
       if (!Number.isInteger(n.index) || n.index < 0) {
@@ -200,28 +257,30 @@ function planNetworks(input: FirewallNetwork[]): NetworkPlan[] {
 
 function planEndpoints(input: FirewallEndpoint[], networks: NetworkPlan[]): EndpointPlan[] {
   const byId = new Map(networks.map((n) => [n.id, n]));
-  const endpoints = input.map((e): EndpointPlan => {
-    const network = byId.get(e.networkId);
-    if (!network) throw new FirewallModelError(`endpoint ${e.id}: unknown network ${e.networkId}`);
-    const address = ipv4(e.address);
-    const n = ipv4ToInt(address);
-    if (!network.pools.some((p) => p.first <= n && n <= p.last)) {
-      throw new FirewallModelError(`endpoint ${e.id}: address ${address} is outside the pools of network ${network.id}`);
-    }
-    return {
-      id: e.id,
-      hostIf: hostIf(e.hostIf),
-      address,
-      network,
-      exposures: e.exposures.map((x) => planExposure(x, e.id)).sort(byExposure),
-    };
-  });
+  const endpoints = input.map((e) => planEndpoint(e, byId));
   unique(endpoints.map((e) => e.id), 'endpoint id');
   unique(endpoints.map((e) => e.hostIf), 'endpoint interface');
   unique(endpoints.map((e) => e.address), 'endpoint address');
-  return endpoints.sort(
-    (a, b) => a.network.index - b.network.index || ipv4ToInt(a.address) - ipv4ToInt(b.address),
-  );
+  return endpoints.sort((a, b) => a.network.index - b.network.index || a.addressInt - b.addressInt);
+}
+
+/** One endpoint, checked on its own: interface name, address inside its network's pools, exposures. */
+export function planEndpoint(e: FirewallEndpoint, networks: ReadonlyMap<string, NetworkPlan>): EndpointPlan {
+  const network = networks.get(e.networkId);
+  if (!network) throw new FirewallModelError(`endpoint ${e.id}: unknown network ${e.networkId}`);
+  const addressInt = ipv4ToInt(e.address);
+  const address = intToIpv4(addressInt);
+  if (!network.pools.some((p) => p.first <= addressInt && addressInt <= p.last)) {
+    throw new FirewallModelError(`endpoint ${e.id}: address ${address} is outside the pools of network ${network.id}`);
+  }
+  return {
+    id: e.id,
+    hostIf: hostIf(e.hostIf),
+    address,
+    addressInt,
+    network,
+    exposures: e.exposures.map((x) => planExposure(x, e.id)).sort(byExposure),
+  };
 }
 
 function planExposure(input: ResolvedExposure, endpointId: string): ExposurePlan {
@@ -280,7 +339,7 @@ function expand(x: ResolvedExposure, address: string): DnatEntry[] {
  * Upstream conflict checks should make this unreachable, but a map cannot hold two values for one
  * key and the firewall must never pick one silently: fail loudly, naming both holders.
  */
-function checkDnatConflicts(endpoints: EndpointPlan[]): void {
+export function checkDnatConflicts(endpoints: EndpointPlan[]): void {
   const anyHolders = new Map<string, string>();
   const boundHolders = new Map<string, string>();
   const claim = (holders: Map<string, string>, key: string, holder: string, what: string) => {
@@ -311,32 +370,8 @@ function checkDnatConflicts(endpoints: EndpointPlan[]): void {
   }
 }
 
-/** Interval sets reject overlapping elements, so ranges per address and protocol are merged. */
-function mergeServiceKeys(keys: ServiceKey[]): ServiceKey[] {
-  const sorted = [...keys].sort(byServiceKey);
-  const out: ServiceKey[] = [];
-  for (const key of sorted) {
-    const last = out[out.length - 1];
-    if (last && last.address === key.address && last.proto === key.proto && key.ports.first <= last.ports.last) {
-      last.ports = { first: last.ports.first, last: Math.max(last.ports.last, key.ports.last) };
-    } else {
-      out.push({ ...key, ports: { ...key.ports } });
-    }
-  }
-  return out;
-}
-
 function sortedPools(pools: Cidr4[]): string[] {
   return [...pools].sort((a, b) => a.first - b.first).map((p) => p.text);
-}
-
-function byServiceKey(a: ServiceKey, b: ServiceKey): number {
-  return (
-    ipv4ToInt(a.address) - ipv4ToInt(b.address) ||
-    PROTO_ORDER[a.proto] - PROTO_ORDER[b.proto] ||
-    a.ports.first - b.ports.first ||
-    a.ports.last - b.ports.last
-  );
 }
 
 function byDnatKey(a: DnatEntry, b: DnatEntry): number {

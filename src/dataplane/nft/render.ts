@@ -1,5 +1,6 @@
 import type { FirewallModel } from '../model.js';
-import { planRuleset, type DnatEntry, type EndpointGroup, type RulesetPlan, type ServiceKey } from './plan.js';
+import { SETS, dnatAnyElement, dnatBoundElement, elementText, planElements, type Element, type SetName, type SetSpec } from './elements.js';
+import { planRuleset, type DnatEntry, type EndpointGroup, type RulesetPlan } from './plan.js';
 import { FirewallModelError, shortId } from './syntax.js';
 
 /** The nft table portnet owns (family inet). Nothing outside it is ever written by the nft side. */
@@ -30,15 +31,19 @@ export function renderRemoval(options: RenderOptions = {}): string {
  * what `portnet inspect` shows, so it explains itself.
  */
 export function renderRuleset(model: FirewallModel, options: RenderOptions = {}): string {
+  return renderPlan(planRuleset(model), options);
+}
+
+/** renderRuleset for a model that is already planned. */
+export function renderPlan(plan: RulesetPlan, options: RenderOptions = {}): string {
   const table = tableName(options);
-  const plan = planRuleset(model);
   const out: string[] = [];
   out.push(...header(plan, table));
   out.push('');
   out.push(...renderRemoval(options).trimEnd().split('\n'));
   out.push('');
   out.push(`table inet ${table} {`);
-  out.push('\tcomment "managed by portnet: replaced as a whole on every change, do not edit"');
+  out.push('\tcomment "managed by portnet from its state, do not edit"');
   out.push(...body(plan));
   out.push('}');
   return out.join('\n') + '\n';
@@ -52,7 +57,8 @@ function header(plan: RulesetPlan, table: string): string[] {
     '#',
     `# Applied with \`nft -f -\` as one transaction that replaces table inet ${table} as a whole`,
     '# ("add table" + "delete table" + the definition below), so it is never half-applied and no other',
-    '# table is touched. Its rules only match traffic of portnet\'s pools and its pn* veths.',
+    '# table is touched. Its rules only match traffic of portnet\'s pools and its pn* veths. Later changes',
+    '# are one transaction each too, of `add element` / `delete element` (the chains never change).',
     '#',
     '# Who may open a connection to a container (replies to its own connections always pass):',
     '#   - the host\'s own processes: any port (output path, never filtered here);',
@@ -86,102 +92,31 @@ function header(plan: RulesetPlan, table: string): string[] {
 }
 
 function body(plan: RulesetPlan): string[] {
-  const svc = (k: ServiceKey) =>
-    `${k.address} . ${k.proto} . ${k.ports.first === k.ports.last ? k.ports.first : `${k.ports.first}-${k.ports.last}`}`;
-  const blocks: string[][] = [
-    set('pools', 'Every pool of every portnet network.', 'ipv4_addr', true, plan.pools),
-    set(
-      'masquerade_pools',
-      'Pools whose traffic is masqueraded when it leaves through a non-pn interface.',
-      'ipv4_addr',
-      true,
-      plan.masqueradePools,
-    ),
-    set(
-      'endpoint_sources',
-      'The only source address each pn veth may send from (anti-spoofing).',
-      'ifname . ipv4_addr',
-      false,
-      plan.endpointSources.map((s) => `"${s.hostIf}" . ${s.address}`),
-    ),
-    set(
-      'icc_pairs',
-      'Source pool . destination pool that may talk on any port (networks with icc on).',
-      'ipv4_addr . ipv4_addr',
-      true,
-      plan.iccPairs.map(([a, b]) => `${a} . ${b}`),
-    ),
-    set(
-      'exposed_direct',
-      'Container address . protocol . port of exposures on all host addresses: open from anywhere.',
-      'ipv4_addr . inet_proto . inet_service',
-      true,
-      plan.exposedDirect.map(svc),
-    ),
-    set(
-      'exposed_dnat',
-      'Container address . protocol . port that may be reached once portnet has DNATed to it.',
-      'ipv4_addr . inet_proto . inet_service',
-      true,
-      plan.exposedDnat.map(svc),
-    ),
-    set(
-      'loopback_exposures',
-      'Loopback-bound exposures (host address . protocol . port): for the host\'s own processes only.',
-      'ipv4_addr . inet_proto . inet_service',
-      true,
-      plan.loopbackExposures.map(svc),
-    ),
-    set(
-      'hairpin_self',
-      'Container . itself: reaching its own exposure through a host address needs SNAT.',
-      'ipv4_addr . ipv4_addr',
-      false,
-      plan.hairpinSelf.map((a) => `${a} . ${a}`),
-    ),
-    map(
-      'dnat_any',
-      'Exposures on all host addresses: protocol . host port -> container address . port.',
-      'inet_proto . inet_service : ipv4_addr . inet_service',
-      plan.dnatAny,
-      (e) => `${e.proto} . ${e.hostPort} : ${e.address} . ${e.containerPort}`,
-    ),
-    map(
-      'dnat_bound',
-      'Exposures bound to one host address: address . protocol . host port -> container address . port.',
-      'ipv4_addr . inet_proto . inet_service : ipv4_addr . inet_service',
-      plan.dnatBound,
-      (e) => `${e.hostIp} . ${e.proto} . ${e.hostPort} : ${e.address} . ${e.containerPort}`,
-    ),
-    CHAINS,
-  ];
+  const elements = planElements(plan);
+  const groups: Partial<Record<SetName, { groups: EndpointGroup<DnatEntry>[]; element: (e: DnatEntry) => Element }>> = {
+    dnat_any: { groups: plan.dnatAny, element: dnatAnyElement },
+    dnat_bound: { groups: plan.dnatBound, element: dnatBoundElement },
+  };
+  const blocks: string[][] = SETS.map((spec) => {
+    const grouped = groups[spec.name];
+    if (!grouped) return container(spec, (elements.get(spec.name) ?? []).map((e) => ({ element: elementText(e) })));
+    // Map elements grouped per endpoint, so the rendered map says whose they are.
+    const lines: Line[] = [];
+    for (const g of grouped.groups) {
+      lines.push({ comment: `${g.hostIf} ${g.address}` });
+      for (const item of g.items) lines.push({ element: elementText(grouped.element(item)) });
+    }
+    return container(spec, lines);
+  });
+  blocks.push(CHAINS);
   return blocks.flatMap((b) => ['', ...b]);
-}
-
-function set(name: string, why: string, type: string, interval: boolean, elements: string[]): string[] {
-  return container('set', name, why, type, interval, elements.map((e) => ({ element: e })));
-}
-
-function map(
-  name: string,
-  why: string,
-  type: string,
-  groups: EndpointGroup<DnatEntry>[],
-  format: (e: DnatEntry) => string,
-): string[] {
-  const lines: Line[] = [];
-  for (const g of groups) {
-    lines.push({ comment: `${g.hostIf} ${g.address}` });
-    for (const item of g.items) lines.push({ element: format(item) });
-  }
-  return container('map', name, why, type, false, lines);
 }
 
 type Line = { element: string } | { comment: string };
 
-function container(kind: 'set' | 'map', name: string, why: string, type: string, interval: boolean, lines: Line[]): string[] {
-  const out = [`\t# ${why}`, `\t${kind} ${name} {`, `\t\ttype ${type}`];
-  if (interval) out.push('\t\tflags interval');
+function container(spec: SetSpec, lines: Line[]): string[] {
+  const out = [`\t# ${spec.why}`, `\t${spec.kind} ${spec.name} {`, `\t\ttype ${spec.type}`];
+  if (spec.interval) out.push('\t\tflags interval');
   const lastElement = lines.map((l) => 'element' in l).lastIndexOf(true);
   if (lastElement >= 0) {
     out.push('\t\telements = {');
@@ -193,6 +128,37 @@ function container(kind: 'set' | 'map', name: string, why: string, type: string,
   }
   out.push('\t}');
   return out;
+}
+
+/** What one incremental change does to the table's elements. */
+export interface ElementDelta {
+  deletes: Element[];
+  adds: Element[];
+}
+
+/**
+ * A change of elements as one nft batch: every delete, then every add, grouped per set in the
+ * order the ruleset declares them. nft runs a batch as one transaction, so the table goes from the
+ * old contents to the new ones at once or not at all. Map elements are deleted by key.
+ */
+export function renderDelta(delta: ElementDelta, options: RenderOptions = {}): string {
+  const table = tableName(options);
+  const out = [`# portnet firewall change: ${delta.deletes.length} element(s) out, ${delta.adds.length} in (one transaction)`];
+  const lines = (verb: 'delete' | 'add', elements: Element[], text: (e: Element) => string) => {
+    const bySet = new Map<SetName, string[]>();
+    for (const e of elements) {
+      let list = bySet.get(e.set);
+      if (!list) bySet.set(e.set, (list = []));
+      list.push(text(e));
+    }
+    for (const spec of SETS) {
+      const list = bySet.get(spec.name);
+      if (list) out.push(`${verb} element inet ${table} ${spec.name} { ${list.join(', ')} }`);
+    }
+  };
+  lines('delete', delta.deletes, (e) => e.key);
+  lines('add', delta.adds, elementText);
+  return out.join('\n') + '\n';
 }
 
 /** The chains never change with the model: one more endpoint or exposure is one more element. */

@@ -111,6 +111,117 @@ describe('NftFirewall', () => {
   });
 });
 
+describe('NftFirewall, incremental', () => {
+  const net = network(1);
+  const base = { networks: [net], endpoints: [endpoint(net, 1, [tcp(8080, 80)])] };
+  const grown = { networks: [net], endpoints: [...base.endpoints, endpoint(net, 2, [tcp(8081, 81)])] };
+  const nftInputs = (calls: Call[]) => calls.filter((c) => c.program === 'nft').map((c) => c.input ?? '');
+
+  it('replaces the table on the first apply, then sends only the elements that changed', async () => {
+    const sys = fakeSystem();
+    const fw = new NftFirewall({ run: sys.run });
+    await fw.apply(base);
+    expect(fw.lastApply.kind).toBe('replace');
+    await fw.apply(grown);
+    expect(fw.lastApply).toEqual({ kind: 'delta', deletes: 0, adds: 5 });
+    await fw.apply(base);
+    expect(fw.lastApply).toEqual({ kind: 'delta', deletes: 5, adds: 0 });
+    const [, add, del] = nftInputs(sys.calls);
+    expect(add!.split('\n').filter((l) => l && !l.startsWith('#'))).toEqual([
+      'add element inet portnet endpoint_sources { "pn12c0ffee000" . 198.18.1.3 }',
+      'add element inet portnet exposed_direct { 198.18.1.3 . tcp . 81 }',
+      'add element inet portnet exposed_dnat { 198.18.1.3 . tcp . 81 }',
+      'add element inet portnet hairpin_self { 198.18.1.3 . 198.18.1.3 }',
+      'add element inet portnet dnat_any { tcp . 8081 : 198.18.1.3 . 81 }',
+    ]);
+    // Map elements are deleted by key.
+    expect(del).toContain('delete element inet portnet dnat_any { tcp . 8081 }');
+    expect(del).not.toContain('add element');
+    // DOCKER-USER is still checked after every apply.
+    expect(sys.calls.filter((c) => c.program === 'iptables' && c.args.includes('-S'))).toHaveLength(3);
+  });
+
+  it('sends nothing to nft when nothing changed', async () => {
+    const sys = fakeSystem();
+    const fw = new NftFirewall({ run: sys.run, dockerUser: false });
+    await fw.apply(base);
+    await fw.apply(structuredClone(base));
+    expect(fw.lastApply.kind).toBe('none');
+    expect(nftInputs(sys.calls)).toHaveLength(1);
+  });
+
+  it('replaces the table whole in the same apply when a delta is refused (table changed behind its back)', async () => {
+    let refuse = false;
+    const sys = fakeSystem(async (input) => {
+      if (refuse && input.startsWith('# portnet firewall change')) throw new CommandError('nft -f -', 1, '/dev/stdin:2:1-10: Error: No such file or directory');
+      return '';
+    });
+    const fw = new NftFirewall({ run: sys.run, dockerUser: false });
+    await fw.apply(base);
+    refuse = true;
+    await fw.apply(grown);
+    expect(fw.lastApply.kind).toBe('replace');
+    const inputs = nftInputs(sys.calls);
+    expect(inputs).toHaveLength(3);
+    expect(inputs[2]).toBe(renderRuleset(grown));
+  });
+
+  it('after a failed apply, the next one replaces the table whole', async () => {
+    let fail = false;
+    const sys = fakeSystem(async () => {
+      if (fail) throw new CommandError('nft -f -', 1, 'Error: boom');
+      return '';
+    });
+    const fw = new NftFirewall({ run: sys.run, dockerUser: false });
+    await fw.apply(base);
+    fail = true;
+    await expect(fw.apply(grown)).rejects.toBeInstanceOf(NftError);
+    fail = false;
+    await fw.apply(grown);
+    expect(fw.lastApply.kind).toBe('replace');
+    expect(nftInputs(sys.calls).at(-1)).toBe(renderRuleset(grown));
+  });
+
+  it('an invalid model changes nothing and sends nothing; the next valid one is still a delta', async () => {
+    const sys = fakeSystem();
+    const fw = new NftFirewall({ run: sys.run, dockerUser: false });
+    await fw.apply(base);
+    const clash = { networks: [net], endpoints: [...base.endpoints, endpoint(net, 2, [tcp(8080, 81)])] };
+    await expect(fw.apply(clash)).rejects.toThrow(/host port 8080\/tcp is exposed by both/);
+    await fw.apply(grown);
+    expect(fw.lastApply.kind).toBe('delta');
+    expect(nftInputs(sys.calls)).toHaveLength(2);
+  });
+
+  it('with incremental: false, replaces the table on every apply', async () => {
+    const sys = fakeSystem();
+    const fw = new NftFirewall({ run: sys.run, dockerUser: false, incremental: false });
+    await fw.apply(base);
+    await fw.apply(grown);
+    await fw.apply(grown);
+    expect(nftInputs(sys.calls)).toEqual([renderRuleset(base), renderRuleset(grown), renderRuleset(grown)]);
+  });
+
+  it('invalidate() makes the next apply a full replace, even of an unchanged model', async () => {
+    const sys = fakeSystem();
+    const fw = new NftFirewall({ run: sys.run, dockerUser: false });
+    await fw.apply(base);
+    await fw.invalidate();
+    await fw.apply(base);
+    expect(fw.lastApply.kind).toBe('replace');
+    expect(nftInputs(sys.calls)).toEqual([renderRuleset(base), renderRuleset(base)]);
+  });
+
+  it('remove() forgets the table: the next apply replaces it whole', async () => {
+    const sys = fakeSystem();
+    const fw = new NftFirewall({ run: sys.run, dockerUser: false });
+    await fw.apply(base);
+    await fw.remove();
+    await fw.apply(base);
+    expect(fw.lastApply.kind).toBe('replace');
+  });
+});
+
 describe('FakeFirewall', () => {
   it('records a copy of each model and exposes the current one as `model`', async () => {
     const fw = new FakeFirewall();
