@@ -41,7 +41,8 @@ ensure_node_modules
 ensure_dockerd
 ensure_test_image
 ensure_test_routes
-bash "$PORTNET_ROOT/scripts/testbed/cleanup.sh"
+# Under the host-wide lock: it removes test-bed namespaces and links a running suite may be using.
+flock "${PORTNET_TEST_LOCK:-/tmp/portnet-e2e.lock}" bash "$PORTNET_ROOT/scripts/testbed/cleanup.sh"
 
 heading "build"
 s=$(t)
