@@ -20,6 +20,7 @@ import {
   useCleanup,
   type PluginProcess,
   type RunResult,
+  scoped,
 } from './support/index.js';
 
 const cleanup = useCleanup('all');
@@ -45,14 +46,6 @@ beforeAll(async () => {
   step(`plugin ${plugin.driver} serving on ${plugin.socket}, metrics on 127.0.0.1:${metricsPort}`);
 });
 
-async function scoped(body: (local: Cleanup) => Promise<void>): Promise<void> {
-  const local = new Cleanup();
-  try {
-    await body(local);
-  } finally {
-    await local.run();
-  }
-}
 
 function portnet(args: string[]): Promise<RunResult> {
   return run('node', [CLI, ...args, '--socket', plugin.socket], { allowFail: true, timeoutMs: 30_000 });

@@ -22,6 +22,7 @@ import {
   uniqueName,
   useCleanup,
   type PluginProcess,
+  scoped,
 } from './support/index.js';
 
 const cleanup = useCleanup('all');
@@ -174,12 +175,3 @@ describe('portnet core on a real Docker Engine', () => {
   });
 });
 
-/** Runs a test body with its own cleanup scope, emptied when the body ends, passed or failed. */
-async function scoped(body: (local: Cleanup) => Promise<void>): Promise<void> {
-  const local = new Cleanup();
-  try {
-    await body(local);
-  } finally {
-    await local.run();
-  }
-}

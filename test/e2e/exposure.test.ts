@@ -39,6 +39,7 @@ import {
   type PluginProcess,
   type TcpProbe,
   type Vantage,
+  scoped,
 } from './support/index.js';
 
 const EXPOSE = 'com.example.expose';
@@ -199,15 +200,6 @@ async function attached(net: string): Promise<string[]> {
   return Object.values((await inspectNetwork(net)).Containers ?? {}).map((c) => c.Name);
 }
 
-/** Runs a test body with its own cleanup scope, emptied when the body ends, passed or failed. */
-async function scoped(body: (local: Cleanup) => Promise<void>): Promise<void> {
-  const local = new Cleanup();
-  try {
-    await body(local);
-  } finally {
-    await local.run();
-  }
-}
 
 // ------------------------------------------------------------------ tests
 

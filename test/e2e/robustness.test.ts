@@ -47,6 +47,7 @@ import {
   type OutsideHost,
   type PluginProcess,
   type PortnetState,
+  scoped,
 } from './support/index.js';
 
 const EXPOSE = 'com.example.expose';
@@ -104,14 +105,6 @@ beforeAll(async () => {
 
 // ------------------------------------------------------------------ helpers
 
-async function scoped(body: (local: Cleanup) => Promise<void>): Promise<void> {
-  const local = new Cleanup();
-  try {
-    await body(local);
-  } finally {
-    await local.run();
-  }
-}
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 

@@ -39,3 +39,13 @@ export function useCleanup(scope: 'each' | 'all' = 'each'): Cleanup {
   (scope === 'each' ? afterEach : afterAll)(() => c.run(), 180_000);
   return c;
 }
+
+/** Runs a test body with its own cleanup scope, emptied when the body ends, passed or failed. */
+export async function scoped(body: (local: Cleanup) => Promise<void>): Promise<void> {
+  const local = new Cleanup();
+  try {
+    await body(local);
+  } finally {
+    await local.run();
+  }
+}

@@ -34,7 +34,7 @@ describe('network driver', () => {
     const p = await fakePlugin();
     await network(p);
     await endpoint(p, 1);
-    p.firewall.failNext = 'nft: syntax error';
+    p.firewall.failNext = new Error('nft: syntax error');
     await expect(join(p, 1)).rejects.toThrow('nft: syntax error');
     expect(p.links.links.size).toBe(0);
     expect(p.state.endpoint(hex(1))?.joined).toBe(false);
@@ -42,7 +42,7 @@ describe('network driver', () => {
 
   it('a failed CreateNetwork leaves no pool route and no state', async () => {
     const p = await fakePlugin();
-    p.firewall.failNext = 'nft: no such table';
+    p.firewall.failNext = new Error('nft: no such table');
     await expect(network(p)).rejects.toThrow('nft: no such table');
     expect(p.links.poolRoutes.size).toBe(0);
     expect(p.state.networks()).toEqual([]);
