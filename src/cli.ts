@@ -11,7 +11,8 @@ commands:
                      with the live nft elements and rules that implement it
   doctor             check the host and compare portnet's state with the kernel; exit status 1 on problems,
                      each with how to fix it
-  uninstall          remove every rule, route and link portnet made (state is kept); portnet must be stopped
+  uninstall          remove every rule, route and link portnet made; portnet must be stopped;
+                     the state is kept unless --purge-state is given
   install-service    write a systemd unit that starts portnet before Docker (flags after it go to serve;
                      --unit-dir DIR, default /etc/systemd/system; --no-enable)
   uninstall-service  disable and remove that unit (also: install-service --uninstall-service)

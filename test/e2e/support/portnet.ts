@@ -1,5 +1,7 @@
 // Shared set-up for the suites that run the real plugin against the real engine.
+import { existsSync } from 'node:fs';
 import http from 'node:http';
+import { join } from 'node:path';
 import type { Cleanup } from './cleanup.js';
 import { run } from './exec.js';
 import { CLI, startPlugin, type PluginProcess } from './plugin.js';
@@ -40,7 +42,8 @@ export async function startE2ePlugin(cleanup: Cleanup): Promise<PluginProcess> {
   // Last step after the plugin has stopped: take its rules out of the kernel, as an operator would.
   cleanup.defer('portnet uninstall', async () => {
     await plugin.kill('SIGTERM');
-    await run('node', [CLI, 'uninstall', '--state-dir', plugin.stateDir], { timeoutMs: 30_000 });
+    await run('node', [CLI, 'uninstall', '--purge-state', '--state-dir', plugin.stateDir], { timeoutMs: 30_000 });
+    if (existsSync(join(plugin.stateDir, 'state.db'))) throw new Error(`uninstall --purge-state left ${plugin.stateDir}/state.db`);
   });
   step(`plugin ${plugin.driver} serving on ${plugin.socket} (log ${plugin.logFile})`);
   return plugin;
