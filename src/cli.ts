@@ -24,6 +24,7 @@ flags of serve (or environment):
   --default-pool CIDR         PORTNET_DEFAULT_POOL default 10.214.0.0/16 (carved when --subnet is not given)
   --default-pool-prefix N     PORTNET_DEFAULT_POOL_PREFIX default 24
   --mtu N                     PORTNET_MTU          default 1500
+  --sysctl-net-dir DIR        PORTNET_SYSCTL_NET_DIR default /proc/sys/net (where net sysctls are written)
   --metrics-port N            PORTNET_METRICS_PORT also serve GET /metrics on 127.0.0.1:N (default: socket only)
 
 flags of ls, inspect, doctor:

@@ -10,6 +10,11 @@ export interface Config {
   defaultPoolPrefix: number;
   /** MTU of both ends of every endpoint veth. */
   mtu: number;
+  /**
+   * Where the host's /proc/sys/net is writable. A managed plugin gets /proc/sys read-only and
+   * Docker refuses mounts inside /proc, so its config.json binds the tree elsewhere.
+   */
+  sysctlNetDir: string;
 }
 
 export const DEFAULTS: Config = {
@@ -19,6 +24,7 @@ export const DEFAULTS: Config = {
   defaultPool: '10.214.0.0/16',
   defaultPoolPrefix: 24,
   mtu: 1500,
+  sysctlNetDir: '/proc/sys/net',
 };
 
 const FLAGS = {
@@ -28,6 +34,7 @@ const FLAGS = {
   'default-pool': { type: 'string', env: 'PORTNET_DEFAULT_POOL', key: 'defaultPool' },
   'default-pool-prefix': { type: 'string', env: 'PORTNET_DEFAULT_POOL_PREFIX', key: 'defaultPoolPrefix' },
   mtu: { type: 'string', env: 'PORTNET_MTU', key: 'mtu' },
+  'sysctl-net-dir': { type: 'string', env: 'PORTNET_SYSCTL_NET_DIR', key: 'sysctlNetDir' },
 } as const;
 
 const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'];
@@ -65,6 +72,7 @@ export function loadConfig(args: string[], env: NodeJS.ProcessEnv = process.env)
     defaultPoolPrefix:
       raw.defaultPoolPrefix === undefined ? DEFAULTS.defaultPoolPrefix : integer('--default-pool-prefix', raw.defaultPoolPrefix, 1, 32),
     mtu: raw.mtu === undefined ? DEFAULTS.mtu : integer('--mtu', raw.mtu, 576, 65535),
+    sysctlNetDir: (raw.sysctlNetDir ?? DEFAULTS.sysctlNetDir).replace(/\/+$/, ''),
   };
   if (!LOG_LEVELS.includes(config.logLevel)) {
     throw new ConfigError(`--log-level "${config.logLevel}" must be one of ${LOG_LEVELS.join(', ')}`);

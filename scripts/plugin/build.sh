@@ -119,8 +119,6 @@ step "app: tsc into the rootfs (src/ as it is now; dist/ is left alone)"
 mkdir -p "$APP"
 (cd "$ROOT" && node_modules/.bin/tsc -p tsconfig.json --outDir "$APP/dist" --sourceMap false </dev/null) || die "tsc failed"
 cp "$ROOT/package.json" "$ROOT/package-lock.json" "$APP/"
-mkdir -p "$APP/plugin"
-cp "$ROOT/plugin/sysctl-shim.mjs" "$APP/plugin/"
 
 step "app: npm ci --omit=dev --ignore-scripts (from package-lock.json)"
 (cd "$APP" && npm ci --omit=dev --ignore-scripts --no-audit --no-fund </dev/null >"$WORK/npm-ci.log" 2>&1) \

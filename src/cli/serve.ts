@@ -18,7 +18,7 @@ export async function serveCommand(args: string[]): Promise<void> {
   const log = createLogger({ level: config.logLevel });
   const store = SqliteStore.open(config.stateDir);
   const release = acquirePidLock(config.stateDir);
-  const links = new IprouteLinks();
+  const links = new IprouteLinks('ip', 'nsenter', config.sysctlNetDir);
   const firewall = new NftFirewall();
   const metrics = new Metrics();
   // First, so that a port already in use fails the start before the kernel is touched.

@@ -30,6 +30,7 @@ export class IprouteLinks implements Links {
   constructor(
     private readonly ip = 'ip',
     private readonly nsenter = 'nsenter',
+    private readonly sysctlNetDir = '/proc/sys/net',
   ) {}
 
   async createEndpointLink(spec: EndpointLinkSpec): Promise<void> {
@@ -58,7 +59,7 @@ export class IprouteLinks implements Links {
 
   private async hostSysctls(hostIf: string): Promise<void> {
     for (const [path, value] of HOST_SIDE_SYSCTLS) {
-      await writeFile(`/proc/sys/net/${path.replace('%s', hostIf)}`, value);
+      await writeFile(`${this.sysctlNetDir}/${path.replace('%s', hostIf)}`, value);
     }
   }
 
