@@ -1,4 +1,4 @@
-import type { Proto } from '../expose/types.js';
+import type { Exposure } from '../expose/types.js';
 
 /**
  * Everything the firewall needs to know, derived from portnet's state. The firewall is rendered
@@ -21,15 +21,8 @@ export interface FirewallNetwork {
   masquerade: boolean;
 }
 
-/** A published port with its host port already resolved (never 0). */
-export interface ResolvedExposure {
-  hostIp?: string;
-  hostPort: number;
-  hostPortEnd: number;
-  containerPort: number;
-  containerPortEnd: number;
-  proto: Proto;
-}
+/** A published port with its host port already resolved (never 0); where it was asked for does not matter here. */
+export type ResolvedExposure = Omit<Exposure, 'origin'>;
 
 export interface FirewallEndpoint {
   id: string;

@@ -1,6 +1,6 @@
 import type { ContainerRef, DockerStatus } from '../docker/names.js';
 import { formatExposure } from '../expose/format.js';
-import type { Proto } from '../expose/types.js';
+import type { Exposure } from '../expose/types.js';
 import { poolCapacity } from '../metrics/usage.js';
 import type { State } from '../state/state.js';
 
@@ -12,19 +12,10 @@ export interface NameLookup {
 }
 
 /** One published port or range with its host port resolved, as `portnet ls` and `inspect` show it. */
-export interface ExposureView {
-  /** Undefined: every host address of both families. */
-  hostIp?: string;
-  hostPort: number;
-  hostPortEnd: number;
-  containerPort: number;
-  containerPortEnd: number;
-  proto: Proto;
-  /** com.example.expose ('option') or Docker's -p/-P ('publish'). */
-  origin: 'option' | 'publish';
+export type ExposureView = Exposure & {
   /** As asked for, e.g. `*:?→80/tcp` for `-p 80`. */
   requested: string;
-}
+};
 
 /** GET /portnet/v1/state: networks, endpoints, pools and what is exposed, as the live process holds them. */
 export interface StateView {
@@ -106,16 +97,7 @@ export function stateSnapshot(state: State, names: NameLookup = NO_NAMES): State
         ...(e.sandboxKey ? { sandboxKey: e.sandboxKey } : {}),
         options: e.options,
         exposures: e.exposures.map((r) => formatExposure(r.resolved)),
-        exposureDetails: e.exposures.map(({ requested, resolved: x }) => ({
-          ...(x.hostIp !== undefined ? { hostIp: x.hostIp } : {}),
-          hostPort: x.hostPort,
-          hostPortEnd: x.hostPortEnd,
-          containerPort: x.containerPort,
-          containerPortEnd: x.containerPortEnd,
-          proto: x.proto,
-          origin: x.origin,
-          requested: formatExposure(requested),
-        })),
+        exposureDetails: e.exposures.map(({ requested, resolved }) => ({ ...resolved, requested: formatExposure(requested) })),
         container: c ? { id: c.id ?? null, name: c.name } : null,
       };
     }),
