@@ -136,7 +136,7 @@ export function inspectTarget(view: StateView, target: Target, firewall: Firewal
       row: lsRows(view).find((r) => r.endpoint === e.id)!,
       kernel: {
         link: link ? { name: link.name, up: link.up, ...kernel.sysctls[link.name] } : null,
-        routes: kernel.routes.filter((r) => r.dev === e.hostIf || r.dst === e.address || r.dst === `${e.address}/32`),
+        routes: kernel.routes.filter((r) => r.dev === e.hostIf || [e.address, `${e.address}/32`].includes(r.dst) || (e.address6 !== undefined && [e.address6, `${e.address6}/128`].includes(r.dst))),
       },
       nft,
     };
@@ -188,7 +188,7 @@ export function renderInspect(x: EndpointInspect | NetworkInspect): string {
     out.push(...field('endpoint', e.id));
     out.push(...field('container', e.container ? `${e.container.name}${e.container.id ? ` (${e.container.id.slice(0, 12)})` : ''}` : '? (not learnt from Docker yet)'));
     out.push(...field('network', `${x.network?.name ?? '?'} (${e.networkId.slice(0, 12)})`));
-    out.push(...field('address', `${e.address}/${e.prefix}${e.mac ? `   mac ${e.mac}` : ''}`));
+    out.push(...field('address', [`${e.address}/${e.prefix}${e.mac ? `   mac ${e.mac}` : ''}`, ...(e.address6 ? [`${e.address6}/${e.prefix6 ?? 128}`] : [])]));
     out.push(...field('link', `${e.hostIf} (container side ${e.peerIf} until Docker names it eth0)`));
     out.push(...field('joined', e.joined ? `yes${e.sandboxKey ? `, sandbox ${e.sandboxKey}` : ''}` : 'no'));
     out.push(...field('options', options(e.options)));
@@ -208,7 +208,9 @@ export function renderInspect(x: EndpointInspect | NetworkInspect): string {
     out.push(...field('network', n.id));
     out.push(...field('name', n.name ?? '? (not learnt from Docker yet)'));
     out.push(...field('pools', x.pools.map((p) => `${p.pool}${p.subPool ? ` (range ${p.subPool})` : ''}: ${p.allocated.length} of ${p.capacity} addresses held${p.carved ? ', carved from the default pool' : ''}`)));
+    if (n.pools6?.length) out.push(...field('pools6', n.pools6));
     out.push(...field('policy', `icc ${n.icc ? 'on' : 'off'}, masquerade ${n.masquerade ? 'on' : 'off'}${n.internal ? ', internal' : ''}`));
+    if (n.exposeFrom) out.push(...field('allowlist', `${n.exposeFrom.join(' ')} (com.example.expose.from: exposures that name no sources)`));
     out.push(...field('options', options(n.options)));
     out.push(...field('endpoints', x.endpoints.map((r) => `${r.endpoint.slice(0, 12)}  ${r.address}  ${r.container ?? '?'}${r.exposures.length ? `  ${r.exposures.map((e) => e.text).join(', ')}` : ''}`)));
     out.push('', 'kernel');

@@ -4,6 +4,8 @@ export interface EndpointLinkSpec {
   peerIf: string;
   /** IPv4 address of the container (no prefix). */
   address: string;
+  /** IPv6 address of the container (no prefix), on dual-stack networks. */
+  address6?: string;
   mtu: number;
   mac?: string;
 }
@@ -16,6 +18,9 @@ export interface SandboxSide {
   prefix: number;
   /** The gateway Join answered; a connected /32 route and the default route point at it. */
   gateway: string;
+  /** IPv6 prefix length and gateway (the host veth's link-local address), on dual-stack endpoints. */
+  prefix6?: number;
+  gateway6?: string;
 }
 
 /** A route carrying portnet's protocol number, as read back from the kernel. */

@@ -15,13 +15,18 @@ export interface FirewallNetwork {
   index: number;
   /** IPv4 pools (CIDR) of the network. */
   pools: string[];
+  /** IPv6 pools (CIDR) of the network; empty unless it was created with --ipv6. */
+  pools6: string[];
   /** Same-network traffic to any port (true, the default) or only to exposed ports. */
   icc: boolean;
   /** Masquerade traffic from the pools that leaves through a host interface. */
   masquerade: boolean;
 }
 
-/** A published port with its host port already resolved (never 0); where it was asked for does not matter here. */
+/**
+ * A published port with its host port already resolved (never 0); where it was asked for does not
+ * matter here. `sources` is the effective allowlist (the item's own, else the network default).
+ */
 export type ResolvedExposure = Omit<Exposure, 'origin'>;
 
 export interface FirewallEndpoint {
@@ -31,6 +36,8 @@ export interface FirewallEndpoint {
   hostIf: string;
   /** IPv4 address of the container, without prefix length. */
   address: string;
+  /** IPv6 address of the container (dual-stack networks), without prefix length. */
+  address6?: string;
   exposures: ResolvedExposure[];
 }
 

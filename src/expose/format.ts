@@ -1,17 +1,28 @@
+import { formatSources } from './sources.js';
 import { hostPortToPick, type Exposure } from './types.js';
+
+export { quote } from './quote.js';
 
 /**
  * Compact human form for logs, errors and `portnet ls`:
- *   `*:8080→80/tcp`              every address of both families (hostIp undefined)
- *   `0.0.0.0:8080→80/tcp`        every IPv4 address only
- *   `[::1]:9000-9001→90-91/udp`  one IPv6 address, a range
- *   `*:?→80/tcp`                 ephemeral host port, not chosen yet
- *   `*:?8000-8010→80/tcp`        one port of 8000-8010, not chosen yet
+ *   `*:8080→80/tcp`                    every address of both families (hostIp undefined)
+ *   `0.0.0.0:8080→80/tcp`              every IPv4 address only
+ *   `[::1]:9000-9001→90-91/udp`        one IPv6 address, a range
+ *   `%eth0:8080→80/tcp`                every address of interface eth0
+ *   `*:8080→80/tcp@10.0.0.0/8+2001:db8::/32`  only from those sources (`@any`: from anywhere, on purpose)
+ *   `*:?→80/tcp`                       ephemeral host port, not chosen yet
+ *   `*:?8000-8010→80/tcp`              one port of 8000-8010, not chosen yet
  * `*` is used rather than `0.0.0.0` so that "both families" and "IPv4 only" never look alike.
  */
 export function formatExposure(e: Exposure): string {
-  const host = e.hostIp === undefined ? '*' : formatHostIp(e.hostIp);
-  return `${host}:${formatHostPorts(e)}→${formatRange(e.containerPort, e.containerPortEnd)}/${e.proto}`;
+  const from = e.sources === undefined ? '' : `@${formatSources(e.sources)}`;
+  return `${formatHost(e)}:${formatHostPorts(e)}→${formatRange(e.containerPort, e.containerPortEnd)}/${e.proto}${from}`;
+}
+
+/** The host side before `:port`: `*`, an address (IPv6 in brackets) or `%ifname`. */
+export function formatHost(e: Pick<Exposure, 'hostIp' | 'hostIface'>): string {
+  if (e.hostIface !== undefined) return `%${e.hostIface}`;
+  return e.hostIp === undefined ? '*' : formatHostIp(e.hostIp);
 }
 
 /** An IP as it appears before `:port`: IPv6 in brackets. */
@@ -24,24 +35,13 @@ export function describeAddress(hostIp: string | undefined): string {
   return hostIp === undefined ? 'all addresses' : formatHostIp(hostIp);
 }
 
-export function formatRange(start: number, end: number): string {
-  return start === end ? String(start) : `${start}-${end}`;
+/** An exposure's host side in prose: "all addresses", "0.0.0.0", "[::1]", "%eth0". */
+export function describeHost(e: Pick<Exposure, 'hostIp' | 'hostIface'>): string {
+  return e.hostIface !== undefined ? `%${e.hostIface}` : describeAddress(e.hostIp);
 }
 
-const MAX_QUOTED = 64;
-
-/**
- * A value quoted for an error message: JSON quoting (so control characters and quotes cannot forge
- * log lines) and cut short, because the value came from outside and may be huge.
- */
-export function quote(value: unknown): string {
-  let text: string;
-  try {
-    text = JSON.stringify(value) ?? String(value);
-  } catch {
-    text = String(value);
-  }
-  return text.length > MAX_QUOTED ? `${text.slice(0, MAX_QUOTED)}… (${text.length} characters)` : text;
+export function formatRange(start: number, end: number): string {
+  return start === end ? String(start) : `${start}-${end}`;
 }
 
 function formatHostPorts(e: Exposure): string {

@@ -1,6 +1,7 @@
-import { describePort, overlap } from './conflicts.js';
+import { caveat, describePort, overlap } from './conflicts.js';
 import { formatRange, quote } from './format.js';
-import { canonicalIp } from './hostip.js';
+import { canonicalIp, isLoopbackHostIp } from './hostip.js';
+import { ANY_SOURCES, parseSources } from './sources.js';
 import { ExposeError, type Exposure, type Proto } from './types.js';
 
 /** The endpoint option (`--network name=N,driver-opt=com.example.expose=…`). */
@@ -9,18 +10,27 @@ export const EXPOSE_OPTION = 'com.example.expose';
 const SEPARATORS = /[\s,]+/;
 const PORT_RANGE_RE = /^(\d+)(?:-(\d+))?$/;
 const PROTOS: readonly string[] = ['tcp', 'udp', 'sctp'] satisfies Proto[];
+// Linux's IFNAMSIZ leaves 15 characters; the set is what `ip link` names use in practice and keeps
+// nft and log quoting trivial. A leading '-' or '.' would read as an option or a path to some tools.
+const IFACE_RE = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,14}$/;
 
 type Fail = (why: string) => ExposeError;
 
 /**
  * Parses the value of the expose option: items separated by whitespace and/or commas, each
- * `[HOST_IP:][HOST_PORT[-END]:]CONTAINER_PORT[-END][/tcp|udp|sctp]`.
+ * `[HOST:][HOST_PORT[-END]:]CONTAINER_PORT[-END][/tcp|udp|sctp][@SOURCE[+SOURCE...]]`.
  *
  * - No HOST_PORT (`80`, `127.0.0.1:80`, `[::1]:80`) exposes the same port on the host. Unlike Docker's
  *   `-p 80`, there is no ephemeral host port here: `ip::80` is refused, use -p for that.
- * - No HOST_IP: every address of both families. `0.0.0.0` means every IPv4 address only, `[::]` every
- *   IPv6 address only. Host IPs are canonicalised (hostip.ts); hostnames are refused.
- * - Case-insensitive, since Docker's `--network` long syntax lower-cases the value anyway.
+ * - HOST is an IPv4 address, a bracketed IPv6 address or `%IFNAME`. No HOST: every address of both
+ *   families. `0.0.0.0` means every IPv4 address only, `[::]` every IPv6 address only. Host IPs are
+ *   canonicalised (hostip.ts); hostnames are refused. `%eth0` is every address of interface eth0,
+ *   both families, for packets that arrive on it; the name is kept as given.
+ * - SOURCE is an address or CIDR of either family (IPv6 unbracketed), or `any` to override the
+ *   network's `com.example.expose.from`; see sources.ts. `+` joins them because Docker's --network
+ *   syntax splits on commas. Loopback host IPs take no sources: only this host reaches them.
+ * - Case-insensitive, since Docker's `--network` long syntax lower-cases the value anyway (interface
+ *   names excepted: they are case-sensitive in Linux, so a capital can only come through paths that keep it).
  * - Empty items between separators are skipped, but a value with no item at all is an error: it is
  *   far more likely an unset shell variable or a quoting slip than a wish to expose nothing, which
  *   leaving the option out already says.
@@ -39,7 +49,7 @@ export function parseExpose(value: string, field: string = EXPOSE_OPTION): Expos
       const where = overlap(earlier.exposure, later.exposure);
       if (where) {
         throw new ExposeError(
-          `${field}: items ${quote(earlier.item)} and ${quote(later.item)} both publish ${describePort(where)}`,
+          `${field}: items ${quote(earlier.item)} and ${quote(later.item)} both publish ${describePort(where)}${caveat(where)}`,
         );
       }
     }
@@ -51,6 +61,17 @@ function parseItem(item: string, field: string): Exposure {
   const fail: Fail = (why) => new ExposeError(`${field}: item ${quote(item)} — ${why}`);
 
   let rest = item;
+  let sources: string[] | undefined;
+  // '@' is split off first: the sources' CIDRs carry a '/' that is not the protocol's.
+  const at = rest.indexOf('@');
+  if (at >= 0) {
+    const list = rest.slice(at + 1);
+    if (list.includes('@')) throw fail('more than one "@" (join sources with "+", e.g. 80@10.0.0.0/8+192.0.2.0/24)');
+    if (list === '') throw fail('no source after "@"');
+    const parsed = parseSources(list.split('+'), fail);
+    sources = parsed === 'any' ? [...ANY_SOURCES] : parsed;
+    rest = rest.slice(0, at);
+  }
   let proto: Proto = 'tcp';
   const slash = rest.indexOf('/');
   if (slash >= 0) {
@@ -61,8 +82,14 @@ function parseItem(item: string, field: string): Exposure {
     rest = rest.slice(0, slash);
   }
 
-  const { ipText, bracketed, hostText, containerText } = splitItem(rest, fail);
+  const { ipText, bracketed, ifaceText, hostText, containerText } = splitItem(rest, fail);
   const hostIp = ipText === undefined ? undefined : parseHostIp(ipText, bracketed, fail);
+  const hostIface = ifaceText === undefined ? undefined : parseIface(ifaceText, fail);
+  if (sources !== undefined && isLoopbackHostIp(hostIp)) {
+    throw fail(
+      `sources do not apply to loopback host IP ${quote(hostIp)}: only this host's own processes reach it, and they are never filtered`,
+    );
+  }
   const container = parseRange(containerText, hostText === undefined ? 'port' : 'container port', fail);
   const host = hostText === undefined ? container : parseRange(hostText, 'host port', fail);
   if (host.end - host.start !== container.end - container.start) {
@@ -74,6 +101,8 @@ function parseItem(item: string, field: string): Exposure {
   }
   return {
     ...(hostIp === undefined ? {} : { hostIp }),
+    ...(hostIface === undefined ? {} : { hostIface }),
+    ...(sources === undefined ? {} : { sources }),
     hostPort: host.start,
     hostPortEnd: host.end,
     containerPort: container.start,
@@ -86,12 +115,27 @@ function parseItem(item: string, field: string): Exposure {
 interface ItemParts {
   ipText: string | undefined;
   bracketed: boolean;
+  ifaceText?: string;
   hostText: string | undefined;
   containerText: string;
 }
 
-/** Splits `[HOST_IP:][HOST_PORT:]CONTAINER_PORT` (protocol already removed) into its texts. */
+/** Splits `[HOST:][HOST_PORT:]CONTAINER_PORT` (protocol and sources already removed) into its texts. */
 function splitItem(rest: string, fail: Fail): ItemParts {
+  if (rest.startsWith('%')) {
+    const colon = rest.indexOf(':');
+    if (colon < 0) throw fail('expected ":" and a port after the interface name (e.g. %eth0:8080:80)');
+    const ports = rest.slice(colon + 1).split(':');
+    if (ports.length > 2) throw fail('too many ":"');
+    const [first = '', second] = ports;
+    return {
+      ipText: undefined,
+      bracketed: false,
+      ifaceText: rest.slice(1, colon),
+      hostText: second === undefined ? undefined : first,
+      containerText: second ?? first,
+    };
+  }
   if (rest.startsWith('[')) {
     const close = rest.indexOf(']');
     if (close < 0) throw fail('the "[" of the host IP is never closed');
@@ -129,6 +173,18 @@ function parseHostIp(text: string, bracketed: boolean, fail: Fail): string {
     throw fail(`host IP ${quote(text)} is not an IP address (hostnames are not accepted; IPv6 goes in brackets)`);
   }
   return ip;
+}
+
+function parseIface(text: string, fail: Fail): string {
+  if (text === '') throw fail('the interface name after "%" is empty');
+  if (!IFACE_RE.test(text)) {
+    throw fail(
+      `interface name ${quote(text)} is not valid (1-15 characters of A-Z a-z 0-9 _ . -, not starting with "-" or ".")`,
+    );
+  }
+  // Packets from this host to itself never pass prerouting, where interface bindings live.
+  if (text === 'lo') throw fail('%lo would never match: use 127.0.0.1 or [::1] to expose to this host\'s own processes');
+  return text;
 }
 
 function parseRange(text: string, role: string, fail: Fail): { start: number; end: number } {

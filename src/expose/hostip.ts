@@ -61,3 +61,12 @@ export function commonAddresses(a: string | undefined, b: string | undefined): s
   if (sb.kind === 'family') return a;
   return sa.address === sb.address ? a : null;
 }
+
+/**
+ * Whether a canonical host IP is a loopback address (127.0.0.0/8, ::1). Only the host's own
+ * processes can reach such an exposure, so the firewall never filters it by source.
+ */
+export function isLoopbackHostIp(hostIp: string | undefined): boolean {
+  if (hostIp === undefined) return false;
+  return hostIp === '::1' || (ipFamily(hostIp) === 4 && hostIp.startsWith('127.'));
+}

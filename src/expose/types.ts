@@ -8,6 +8,17 @@ export interface Exposure {
    * only (Docker's `-p 0.0.0.0:…` / `-p [::]:…`).
    */
   hostIp?: string;
+  /**
+   * Host interface the exposure is bound to by name (`%eth0:8080:80`): every address of that
+   * interface, of both families, and only packets that arrive on it. Never set together with hostIp.
+   */
+  hostIface?: string;
+  /**
+   * Source addresses that may use the exposure, as canonical CIDRs of either family (`@10.0.0.0/8`).
+   * Undefined means any source. On an exposure of the model (ResolvedExposure) this is the effective
+   * list: the item's own, else the network's `com.example.expose.from`.
+   */
+  sources?: string[];
   /** First host port; 0 means "pick an ephemeral port" (Docker's `-p 80`, `-P`). */
   hostPort: number;
   /**

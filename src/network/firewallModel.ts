@@ -1,11 +1,14 @@
-import type { FirewallModel } from '../dataplane/model.js';
+import type { FirewallModel, ResolvedExposure } from '../dataplane/model.js';
+import { isLoopbackHostIp } from '../expose/hostip.js';
+import type { Exposure } from '../expose/types.js';
 import type { EndpointRecord, NetworkRecord } from '../state/records.js';
 
 /** The firewall is a pure function of the networks and endpoints that exist. */
 export function buildFirewallModel(networks: NetworkRecord[], endpoints: EndpointRecord[]): FirewallModel {
+  const exposeFrom = new Map(networks.map((n) => [n.id, n.exposeFrom]));
   return {
     networks: networks
-      .map((n) => ({ id: n.id, index: n.index, pools: [...n.pools], icc: n.icc, masquerade: n.masquerade }))
+      .map((n) => ({ id: n.id, index: n.index, pools: [...n.pools], pools6: [...(n.pools6 ?? [])], icc: n.icc, masquerade: n.masquerade }))
       .sort((a, b) => a.index - b.index),
     endpoints: endpoints
       .map((e) => ({
@@ -13,15 +16,31 @@ export function buildFirewallModel(networks: NetworkRecord[], endpoints: Endpoin
         networkId: e.networkId,
         hostIf: e.hostIf,
         address: e.address,
-        exposures: e.exposures.map(({ resolved: x }) => ({
-          ...(x.hostIp !== undefined ? { hostIp: x.hostIp } : {}),
-          hostPort: x.hostPort,
-          hostPortEnd: x.hostPortEnd,
-          containerPort: x.containerPort,
-          containerPortEnd: x.containerPortEnd,
-          proto: x.proto,
-        })),
+        ...(e.address6 !== undefined ? { address6: e.address6 } : {}),
+        exposures: e.exposures.map(({ resolved }) => modelExposure(resolved, exposeFrom.get(e.networkId))),
       }))
       .sort((a, b) => (a.id < b.id ? -1 : 1)),
+  };
+}
+
+/**
+ * The exposure as the firewall sees it: its own sources, else the network's default allowlist. A
+ * loopback exposure never gets the default: only the host's own processes reach it, and they are
+ * never filtered.
+ */
+function modelExposure(x: Exposure, networkDefault: string[] | undefined): ResolvedExposure {
+  const loopback = x.hostIp !== undefined && isLoopbackHostIp(x.hostIp);
+  const listed = loopback ? undefined : (x.sources ?? networkDefault);
+  // `@any` overrides a network default; for the firewall it is no allowlist at all (the fast sets).
+  const sources = listed?.includes('0.0.0.0/0') && listed.includes('::/0') ? undefined : listed;
+  return {
+    ...(x.hostIp !== undefined ? { hostIp: x.hostIp } : {}),
+    ...(x.hostIface !== undefined ? { hostIface: x.hostIface } : {}),
+    ...(sources !== undefined ? { sources: [...sources] } : {}),
+    hostPort: x.hostPort,
+    hostPortEnd: x.hostPortEnd,
+    containerPort: x.containerPort,
+    containerPortEnd: x.containerPortEnd,
+    proto: x.proto,
   };
 }

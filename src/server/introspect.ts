@@ -1,6 +1,8 @@
 import type { ContainerRef, DockerStatus } from '../docker/names.js';
 import { formatExposure } from '../expose/format.js';
+import { isLoopbackHostIp } from '../expose/hostip.js';
 import type { Exposure } from '../expose/types.js';
+import type { Resolved } from '../expose/resolve.js';
 import { poolCapacity } from '../metrics/usage.js';
 import type { State } from '../state/state.js';
 
@@ -11,10 +13,16 @@ export interface NameLookup {
   docker(): DockerStatus;
 }
 
-/** One published port or range with its host port resolved, as `portnet ls` and `inspect` show it. */
+/**
+ * One published port or range with its host port resolved, as `portnet ls` and `inspect` show it.
+ * `sources` is the effective allowlist, as the firewall applies it: the item's own, else the
+ * network's `com.example.expose.from` (never on a loopback host IP, which is not filtered).
+ */
 export type ExposureView = Exposure & {
-  /** As asked for, e.g. `*:?→80/tcp` for `-p 80`. */
+  /** As asked for, e.g. `*:?→80/tcp` for `-p 80`, `*:80→80/tcp@10.0.0.0/8` for `80@10.0.0.0/8`. */
   requested: string;
+  /** Where `sources` came from; absent when there are none. */
+  sourcesFrom?: 'item' | 'network';
 };
 
 /** GET /portnet/v1/state: networks, endpoints, pools and what is exposed, as the live process holds them. */
@@ -26,6 +34,10 @@ export interface StateView {
     name: string | null;
     index: number;
     pools: string[];
+    /** IPv6 pools (dual-stack networks); empty otherwise. */
+    pools6: string[];
+    /** `com.example.expose.from` as canonical CIDRs; null when the network has no default allowlist. */
+    exposeFrom: string[] | null;
     icc: boolean;
     masquerade: boolean;
     internal: boolean;
@@ -36,13 +48,16 @@ export interface StateView {
     networkId: string;
     address: string;
     prefix: number;
+    /** IPv6 address and prefix, on dual-stack networks only. */
+    address6?: string;
+    prefix6?: number;
     mac?: string;
     hostIf: string;
     peerIf: string;
     joined: boolean;
     sandboxKey?: string;
     options: Record<string, string>;
-    /** Compact form of every exposure (formatExposure). */
+    /** Compact form of every exposure (formatExposure), with its effective sources. */
     exposures: string[];
     exposureDetails: ExposureView[];
     /** The container, once learnt from Docker (null until then). */
@@ -78,6 +93,8 @@ export function stateSnapshot(state: State, names: NameLookup = NO_NAMES): State
       name: names.networkName(n.id) ?? null,
       index: n.index,
       pools: n.pools,
+      pools6: n.pools6 ?? [],
+      exposeFrom: n.exposeFrom ?? null,
       icc: n.icc,
       masquerade: n.masquerade,
       internal: n.internal,
@@ -85,23 +102,40 @@ export function stateSnapshot(state: State, names: NameLookup = NO_NAMES): State
     })),
     endpoints: state.endpoints().map((e) => {
       const c = names.container(e.id);
+      const exposeFrom = state.network(e.networkId)?.exposeFrom;
+      const details = e.exposures.map((r) => exposureView(r, exposeFrom));
       return {
         id: e.id,
         networkId: e.networkId,
         address: e.address,
         prefix: e.prefix,
+        ...(e.address6 !== undefined ? { address6: e.address6 } : {}),
+        ...(e.prefix6 !== undefined ? { prefix6: e.prefix6 } : {}),
         ...(e.mac ? { mac: e.mac } : {}),
         hostIf: e.hostIf,
         peerIf: e.peerIf,
         joined: e.joined,
         ...(e.sandboxKey ? { sandboxKey: e.sandboxKey } : {}),
         options: e.options,
-        exposures: e.exposures.map((r) => formatExposure(r.resolved)),
-        exposureDetails: e.exposures.map(({ requested, resolved }) => ({ ...resolved, requested: formatExposure(requested) })),
+        exposures: details.map(formatExposure),
+        exposureDetails: details,
         container: c ? { id: c.id ?? null, name: c.name } : null,
       };
     }),
     docker: names.docker(),
     keys: state.allKeys().length,
+  };
+}
+
+/** The exposure with the sources the firewall enforces (firewallModel.ts applies the same default). */
+function exposureView({ requested, resolved }: Resolved, exposeFrom: string[] | undefined): ExposureView {
+  const own = resolved.sources;
+  const inherited = own === undefined && exposeFrom !== undefined && !isLoopbackHostIp(resolved.hostIp);
+  const sources = inherited ? [...exposeFrom] : own;
+  const { sources: _own, ...rest } = resolved;
+  return {
+    ...rest,
+    ...(sources === undefined ? {} : { sources, sourcesFrom: inherited ? ('network' as const) : ('item' as const) }),
+    requested: formatExposure(requested),
   };
 }

@@ -39,6 +39,10 @@ export interface NetworkRecord {
   index: number;
   /** IPv4 pools of the network as Docker reported them in CreateNetwork. */
   pools: string[];
+  /** IPv6 pools (IPv6Data, with --ipv6); absent in state written before IPv6 existed. */
+  pools6?: string[];
+  /** `com.example.expose.from`: sources allowed on exposures that name none (canonical CIDRs). */
+  exposeFrom?: string[];
   options: Record<string, string>;
   icc: boolean;
   masquerade: boolean;
@@ -55,6 +59,9 @@ export interface EndpointRecord {
   /** IPv4 address without prefix length, and the prefix Docker gave it. */
   address: string;
   prefix: number;
+  /** IPv6 address (dual-stack networks) without prefix length, and its prefix from Docker. */
+  address6?: string;
+  prefix6?: number;
   mac?: string;
   /** Driver options from CreateEndpoint (docker run --network name=…,driver-opt=…), as sent. */
   options: Record<string, string>;

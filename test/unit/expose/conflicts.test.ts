@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { findConflict, overlap, type Claim } from '../../../src/expose/conflicts.js';
+import { exposureKey, findConflict, overlap, sameExposure, type Claim } from '../../../src/expose/conflicts.js';
 import type { Exposure } from '../../../src/expose/types.js';
 
 function ex(p: Partial<Exposure> & { hostPort: number }): Exposure {
@@ -145,5 +145,90 @@ describe('overlap', () => {
       [ex({ hostIp: '0.0.0.0', hostPort: 1 }), ex({ hostIp: '::1', hostPort: 1 })],
     ];
     for (const [a, b] of pairs) expect(overlap(a, b)).toEqual(overlap(b, a));
+  });
+});
+
+describe('findConflict with interface bindings', () => {
+  const by = 'by endpoint 3f2a1b2c3d4e (container web1)';
+  const eth0 = (p: Partial<Exposure> = {}) => ex({ hostIface: 'eth0', hostPort: 8080, ...p });
+  const may = (ip: string) => ` (${ip} may be an address of eth0: an interface binding holds its port on every address that is not loopback)`;
+  it.each<[string, Exposure, Exposure, string | undefined]>([
+    ['same interface', eth0(), eth0({ containerPort: 81, containerPortEnd: 81 }), `host port 8080/tcp on %eth0 is already published ${by}`],
+    ['all addresses held, interface asked', ex({ hostPort: 8080 }), eth0(), `host port 8080/tcp on %eth0 is already published on all addresses ${by}`],
+    ['interface held, all addresses asked', eth0(), ex({ hostPort: 8080 }), `host port 8080/tcp on %eth0 is already published ${by}`],
+    ['0.0.0.0 held, interface asked', ex({ hostIp: '0.0.0.0', hostPort: 8080 }), eth0(),
+      `host port 8080/tcp on the IPv4 addresses of %eth0 is already published on 0.0.0.0 ${by}`],
+    ['interface held, :: asked', eth0(), ex({ hostIp: '::', hostPort: 8080 }),
+      `host port 8080/tcp on the IPv6 addresses of %eth0 is already published on %eth0 ${by}`],
+    ['one IPv4 held, interface asked', ex({ hostIp: '198.51.100.1', hostPort: 8080 }), eth0(),
+      `host port 8080/tcp on 198.51.100.1 is already published ${by}${may('198.51.100.1')}`],
+    ['interface held, one IPv6 asked', eth0(), ex({ hostIp: '2001:db8::1', hostPort: 8080 }),
+      `host port 8080/tcp on [2001:db8::1] is already published on %eth0 ${by}${may('[2001:db8::1]')}`],
+    ['ranges over an interface', eth0({ hostPort: 8000, hostPortEnd: 8010, containerPort: 8000, containerPortEnd: 8010 }), eth0({ hostPort: 8010 }),
+      `host port 8010/tcp on %eth0 is already published ${by}`],
+    // Sources never matter: one host port leads to one endpoint whoever may use it.
+    ['same interface, other sources', eth0({ sources: ['10.0.0.0/8'] }), eth0({ sources: ['192.0.2.0/24'] }),
+      `host port 8080/tcp on %eth0 is already published ${by}`],
+    ['all addresses, other sources', ex({ hostPort: 8080, sources: ['10.0.0.0/8'] }), ex({ hostPort: 8080, sources: ['0.0.0.0/0', '::/0'] }),
+      `host port 8080/tcp on all addresses is already published ${by}`],
+    // No clash:
+    ['other interface', eth0(), ex({ hostIface: 'eth1', hostPort: 8080 }), undefined],
+    ['interface names are case-sensitive', eth0(), ex({ hostIface: 'ETH0', hostPort: 8080 }), undefined],
+    ['interface vs 127.0.0.1', eth0(), ex({ hostIp: '127.0.0.1', hostPort: 8080 }), undefined],
+    ['127.0.0.9 vs interface', ex({ hostIp: '127.0.0.9', hostPort: 8080 }), eth0(), undefined],
+    ['interface vs ::1', eth0(), ex({ hostIp: '::1', hostPort: 8080 }), undefined],
+    ['interface, other protocol', eth0(), eth0({ proto: 'udp' }), undefined],
+    ['interface, other port', eth0(), eth0({ hostPort: 8081 }), undefined],
+  ])('%s', (_, existing, incoming, message) => {
+    expect(findConflict([held(existing)], NEW, [incoming])?.message).toBe(message);
+  });
+
+  it('reports the interface in the data', () => {
+    const holder = held(ex({ hostIface: 'eth0', hostPort: 8080 }));
+    const wanted = ex({ hostIp: '0.0.0.0', hostPort: 8080 });
+    expect(findConflict([holder], NEW, [wanted])).toMatchObject({ port: 8080, hostIp: '0.0.0.0', hostIface: 'eth0' });
+  });
+
+  it('names both siblings, interface and sources included', () => {
+    const first = ex({ hostIface: 'eth0', hostPort: 8080, sources: ['10.0.0.0/8'] });
+    const second = ex({ hostIp: '198.51.100.1', hostPort: 8080, sources: ['0.0.0.0/0', '::/0'] });
+    expect(findConflict([], NEW, [first, second])?.message).toBe(
+      'host port 8080/tcp on 198.51.100.1 is published twice: %eth0:8080→80/tcp@10.0.0.0/8 and 198.51.100.1:8080→80/tcp@any' +
+        ' (198.51.100.1 may be an address of eth0: an interface binding holds its port on every address that is not loopback)',
+    );
+  });
+
+  it('is a replay only when interface and sources match too', () => {
+    const mine = ex({ hostIface: 'eth0', hostPort: 8080, sources: ['10.0.0.0/8'] });
+    expect(findConflict([held(mine, 'me', NEW)], NEW, [{ ...mine, sources: ['10.0.0.0/8'] }])).toBeUndefined();
+    expect(findConflict([held(mine, 'me', NEW)], NEW, [{ ...mine, sources: ['192.0.2.0/24'] }])?.port).toBe(8080);
+    expect(findConflict([held(mine, 'me', NEW)], NEW, [{ ...mine, hostIface: undefined }])?.port).toBe(8080);
+  });
+});
+
+describe('exposureKey', () => {
+  it('tells interface, address and sources apart', () => {
+    const base = ex({ hostPort: 8080 });
+    const keys = [
+      base,
+      { ...base, hostIface: 'eth0' },
+      { ...base, hostIface: 'eth1' },
+      { ...base, hostIp: '0.0.0.0' },
+      { ...base, sources: ['10.0.0.0/8'] },
+      { ...base, sources: ['0.0.0.0/0', '::/0'] },
+    ].map(exposureKey);
+    expect(new Set(keys).size).toBe(keys.length);
+    expect(sameExposure({ ...base, sources: ['10.0.0.0/8'] }, { ...base, sources: ['10.0.0.0/8'] })).toBe(true);
+  });
+});
+
+describe('overlap with interfaces', () => {
+  it('is symmetric', () => {
+    const e = (p: Partial<Exposure>) => ex({ hostPort: 1, ...p });
+    const hosts: Partial<Exposure>[] = [
+      {}, { hostIp: '0.0.0.0' }, { hostIp: '::' }, { hostIp: '127.0.0.1' }, { hostIp: '::1' }, { hostIp: '198.51.100.1' },
+      { hostIp: '2001:db8::1' }, { hostIface: 'eth0' }, { hostIface: 'eth1' },
+    ];
+    for (const a of hosts) for (const b of hosts) expect(overlap(e(a), e(b))).toEqual(overlap(e(b), e(a)));
   });
 });

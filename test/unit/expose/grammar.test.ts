@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import fc from 'fast-check';
 import { parseExpose } from '../../../src/expose/grammar.js';
 import { ExposeError, type Exposure } from '../../../src/expose/types.js';
 
@@ -184,5 +185,207 @@ describe('parseExpose rejects', () => {
 
   it('refuses a value that is not a string', () => {
     expect(() => parseExpose(80 as unknown as string)).toThrow('com.example.expose: expected a string, got 80');
+  });
+});
+
+describe('parseExpose: source allowlists (@SOURCE+SOURCE)', () => {
+  it.each<[string, Exposure[]]>([
+    ['80@10.0.0.0/8', [opt({ containerPort: 80, sources: ['10.0.0.0/8'] })]],
+    ['8080:80/udp@192.0.2.7', [opt({ hostPort: 8080, containerPort: 80, proto: 'udp', sources: ['192.0.2.7/32'] })]],
+    // Canonical: sorted IPv4 first, numerically; IPv6 RFC 5952; plain addresses get a full-length prefix.
+    [
+      '80@2001:DB8::/32+192.0.2.0/24+10.0.0.0/8+2001:db8:0:0::1',
+      [opt({ containerPort: 80, sources: ['10.0.0.0/8', '192.0.2.0/24', '2001:db8::/32'] })],
+    ],
+    ['80@192.0.2.1+192.0.2.1', [opt({ containerPort: 80, sources: ['192.0.2.1/32'] })]],
+    ['80@10.0.0.0/8+10.1.0.0/16', [opt({ containerPort: 80, sources: ['10.0.0.0/8'] })]],
+    ['80@[2001:db8::]/32', [opt({ containerPort: 80, sources: ['2001:db8::/32'] })]],
+    ['80@[2001:db8::1]', [opt({ containerPort: 80, sources: ['2001:db8::1/128'] })]],
+    ['80@::ffff:10.0.0.0/104', [opt({ containerPort: 80, sources: ['10.0.0.0/8'] })]],
+    ['80@0.0.0.0/0', [opt({ containerPort: 80, sources: ['0.0.0.0/0'] })]],
+    // `any` is stored distinctly from "no list", so it overrides the network default.
+    ['80@any', [opt({ containerPort: 80, sources: ['0.0.0.0/0', '::/0'] })]],
+    ['80@ANY', [opt({ containerPort: 80, sources: ['0.0.0.0/0', '::/0'] })]],
+    ['80@any+any', [opt({ containerPort: 80, sources: ['0.0.0.0/0', '::/0'] })]],
+    [
+      '[2001:db8::1]:8080:80/tcp@2001:db8:1::/48',
+      [opt({ hostIp: '2001:db8::1', hostPort: 8080, containerPort: 80, sources: ['2001:db8:1::/48'] })],
+    ],
+    ['198.51.100.1:80@10.0.0.0/8', [opt({ hostIp: '198.51.100.1', containerPort: 80, sources: ['10.0.0.0/8'] })]],
+    ['%eth0:80@10.0.0.0/8', [opt({ hostIface: 'eth0', containerPort: 80, sources: ['10.0.0.0/8'] })]],
+    // Items are still separated by whitespace or commas around the sources.
+    [
+      '80@10.0.0.0/8, 443@any',
+      [opt({ containerPort: 80, sources: ['10.0.0.0/8'] }), opt({ containerPort: 443, sources: ['0.0.0.0/0', '::/0'] })],
+    ],
+  ])('%j', (value, expected) => {
+    expect(parseExpose(value)).toEqual(expected);
+  });
+
+  it('leaves sources out (not undefined-valued) when the item has no "@"', () => {
+    expect(Object.keys(parseExpose('80')[0] ?? {})).not.toContain('sources');
+  });
+
+  const F = 'com.example.expose';
+  it.each<[string, string]>([
+    ['80@', `${F}: item "80@" — no source after "@"`],
+    ['80@10.0.0.0/8+', `${F}: item "80@10.0.0.0/8+" — a source is empty (sources are joined by a single "+")`],
+    ['80@10.0.0.0/8++192.0.2.0/24', `${F}: item "80@10.0.0.0/8++192.0.2.0/24" — a source is empty (sources are joined by a single "+")`],
+    ['80@a@b', `${F}: item "80@a@b" — more than one "@" (join sources with "+", e.g. 80@10.0.0.0/8+192.0.2.0/24)`],
+    ['80@10.1.2.3/8', `${F}: item "80@10.1.2.3/8" — source "10.1.2.3/8" has host bits set; did you mean 10.0.0.0/8?`],
+    ['80@2001:db8::1/32', `${F}: item "80@2001:db8::1/32" — source "2001:db8::1/32" has host bits set; did you mean 2001:db8::/32?`],
+    ['80@10.0.0.0/33', `${F}: item "80@10.0.0.0/33" — source "10.0.0.0/33" has an invalid prefix length "33" (IPv4 allows 0 to 32)`],
+    ['80@10.0.0.0/08', `${F}: item "80@10.0.0.0/08" — source "10.0.0.0/08" has an invalid prefix length "08" (IPv4 allows 0 to 32)`],
+    ['80@10.0.0.0/', `${F}: item "80@10.0.0.0/" — source "10.0.0.0/" has an invalid prefix length "" (IPv4 allows 0 to 32)`],
+    ['80@office', `${F}: item "80@office" — source "office" is not an IP address or CIDR (hostnames are not accepted)`],
+    ['80@10.0.0.0/8+any', `${F}: item "80@10.0.0.0/8+any" — "any" is mixed with addresses (any already allows every source; keep one or the other)`],
+    ['80@ANY+10.0.0.0/8', `${F}: item "80@ANY+10.0.0.0/8" — "ANY" is mixed with addresses (any already allows every source; keep one or the other)`],
+    ['127.0.0.1:80@10.0.0.0/8', `${F}: item "127.0.0.1:80@10.0.0.0/8" — sources do not apply to loopback host IP "127.0.0.1": only this host's own processes reach it, and they are never filtered`],
+    ['127.0.0.5:80@any', `${F}: item "127.0.0.5:80@any" — sources do not apply to loopback host IP "127.0.0.5": only this host's own processes reach it, and they are never filtered`],
+    ['[::1]:80@::1', `${F}: item "[::1]:80@::1" — sources do not apply to loopback host IP "::1": only this host's own processes reach it, and they are never filtered`],
+    // The item's other errors still come through with sources present.
+    ['0@10.0.0.0/8', `${F}: item "0@10.0.0.0/8" — port 0 is out of range 1-65535`],
+    ['80/icmp@10.0.0.0/8', `${F}: item "80/icmp@10.0.0.0/8" — unknown protocol "icmp" (expected tcp, udp or sctp)`],
+    // Sources never make two items on one host port different: one port leads to one place.
+    ['80@10.0.0.0/8 80@192.0.2.0/24', `${F}: items "80@10.0.0.0/8" and "80@192.0.2.0/24" both publish host port 80/tcp on all addresses`],
+    ['80 80@any', `${F}: items "80" and "80@any" both publish host port 80/tcp on all addresses`],
+  ])('refuses %j', (value, message) => {
+    const err = thrown(() => parseExpose(value));
+    expect(err).toBeInstanceOf(ExposeError);
+    expect((err as Error).message).toBe(message);
+  });
+});
+
+describe('parseExpose: interface binding (%IFNAME)', () => {
+  it.each<[string, Exposure[]]>([
+    ['%eth0:8080:80', [opt({ hostIface: 'eth0', hostPort: 8080, containerPort: 80 })]],
+    ['%eth0:80', [opt({ hostIface: 'eth0', containerPort: 80 })]],
+    ['%wlp3s0:9000-9001:90-91/udp', [opt({ hostIface: 'wlp3s0', hostPort: 9000, containerPort: 90, containerPortEnd: 91, proto: 'udp' })]],
+    ['%eth0.100:80', [opt({ hostIface: 'eth0.100', containerPort: 80 })]],
+    ['%br-0a1b_c:80', [opt({ hostIface: 'br-0a1b_c', containerPort: 80 })]],
+    ['%_x:80', [opt({ hostIface: '_x', containerPort: 80 })]],
+    ['%a23456789012345:80', [opt({ hostIface: 'a23456789012345', containerPort: 80 })]],
+    // Kept as given: Linux interface names are case-sensitive.
+    ['%WAN:80', [opt({ hostIface: 'WAN', containerPort: 80 })]],
+    // Two interfaces, or an interface and loopback, do not meet.
+    ['%eth0:80 %eth1:80', [opt({ hostIface: 'eth0', containerPort: 80 }), opt({ hostIface: 'eth1', containerPort: 80 })]],
+    ['%eth0:80 127.0.0.1:80:80 [::1]:80:80', [
+      opt({ hostIface: 'eth0', containerPort: 80 }),
+      opt({ hostIp: '127.0.0.1', containerPort: 80 }),
+      opt({ hostIp: '::1', containerPort: 80 }),
+    ]],
+    ['%eth0:80 %eth0:80/udp', [opt({ hostIface: 'eth0', containerPort: 80 }), opt({ hostIface: 'eth0', containerPort: 80, proto: 'udp' })]],
+  ])('%j', (value, expected) => {
+    expect(parseExpose(value)).toEqual(expected);
+  });
+
+  const F = 'com.example.expose';
+  const badName = (name: string) =>
+    `${F}: item "%${name}:80" — interface name "${name}" is not valid (1-15 characters of A-Z a-z 0-9 _ . -, not starting with "-" or ".")`;
+  it.each<[string, string]>([
+    ['%eth0', `${F}: item "%eth0" — expected ":" and a port after the interface name (e.g. %eth0:8080:80)`],
+    ['%:80', `${F}: item "%:80" — the interface name after "%" is empty`],
+    ['%eth0:1:2:3', `${F}: item "%eth0:1:2:3" — too many ":"`],
+    ['%eth0::80', `${F}: item "%eth0::80" — the host port is empty (an ephemeral host port is only available through Docker's -p)`],
+    ['%eth0:', `${F}: item "%eth0:" — the port is empty`],
+    ['%a234567890123456:80', badName('a234567890123456')],
+    ['%-eth0:80', badName('-eth0')],
+    ['%.eth0:80', badName('.eth0')],
+    ['%eth/0:80', `${F}: item "%eth/0:80" — unknown protocol "0:80" (expected tcp, udp or sctp)`],
+    ['%eth 0:80', `${F}: item "%eth" — expected ":" and a port after the interface name (e.g. %eth0:8080:80)`],
+    ['%eth$0:80', badName('eth$0')],
+    ['%eth0%1:80', badName('eth0%1')],
+    ['%ethé:80', badName('ethé')],
+    ['%lo:80', `${F}: item "%lo:80" — %lo would never match: use 127.0.0.1 or [::1] to expose to this host's own processes`],
+    // Conflicts within one value.
+    ['%eth0:80 %eth0:80:81', `${F}: items "%eth0:80" and "%eth0:80:81" both publish host port 80/tcp on %eth0`],
+    ['%eth0:80@10.0.0.0/8 %eth0:80@any', `${F}: items "%eth0:80@10.0.0.0/8" and "%eth0:80@any" both publish host port 80/tcp on %eth0`],
+    ['80 %eth0:80', `${F}: items "80" and "%eth0:80" both publish host port 80/tcp on %eth0`],
+    ['0.0.0.0:80:80 %eth0:80', `${F}: items "0.0.0.0:80:80" and "%eth0:80" both publish host port 80/tcp on the IPv4 addresses of %eth0`],
+    ['%eth0:80 [::]:80:80', `${F}: items "%eth0:80" and "[::]:80:80" both publish host port 80/tcp on the IPv6 addresses of %eth0`],
+    [
+      '%eth0:80 198.51.100.1:80:80',
+      `${F}: items "%eth0:80" and "198.51.100.1:80:80" both publish host port 80/tcp on 198.51.100.1 ` +
+        '(198.51.100.1 may be an address of eth0: an interface binding holds its port on every address that is not loopback)',
+    ],
+    [
+      '[2001:db8::1]:80:80 %eth0:80',
+      `${F}: items "[2001:db8::1]:80:80" and "%eth0:80" both publish host port 80/tcp on [2001:db8::1] ` +
+        '([2001:db8::1] may be an address of eth0: an interface binding holds its port on every address that is not loopback)',
+    ],
+  ])('refuses %j', (value, message) => {
+    const err = thrown(() => parseExpose(value));
+    expect(err).toBeInstanceOf(ExposeError);
+    expect((err as Error).message).toBe(message);
+  });
+});
+
+describe('parseExpose properties', () => {
+  const octet = fc.integer({ min: 0, max: 255 });
+  const v4 = fc.tuple(octet, octet, octet, octet).map((o) => o.join('.'));
+  const v6 = fc.array(fc.integer({ min: 0, max: 0xffff }), { minLength: 8, maxLength: 8 }).map((g) => g.map((x) => x.toString(16).toUpperCase()).join(':'));
+  const source = fc.oneof(
+    v4,
+    v6,
+    fc.tuple(v4, fc.integer({ min: 0, max: 32 })).map(([a, p]) => `${a}/${p}`),
+    fc.tuple(v6, fc.integer({ min: 0, max: 128 })).map(([a, p]) => `${a}/${p}`),
+    fc.constantFrom('any', 'ANY', '10.0.0.0/8', '2001:DB8::/32'),
+  );
+  const port = fc.integer({ min: 1, max: 65535 });
+  const item = fc.record({
+    host: fc.constantFrom('', '127.0.0.1:', '[::1]:', '0.0.0.0:', '[::]:', '[2001:DB8::1]:', '198.51.100.1:', '%eth0:', '%ETH1:'),
+    hostPort: fc.option(port, { nil: undefined }),
+    containerPort: port,
+    proto: fc.constantFrom('', '/tcp', '/UDP', '/Sctp'),
+    sources: fc.option(fc.array(source, { minLength: 1, maxLength: 4 }), { nil: undefined }),
+  }).map((i) => `${i.host}${i.hostPort === undefined ? '' : `${i.hostPort}:`}${i.containerPort}${i.proto}${i.sources ? `@${i.sources.join('+')}` : ''}`);
+  const value = fc.array(item, { minLength: 1, maxLength: 4 }).map((items) => items.join(' '));
+
+  function outcome(text: string): { ok: Exposure[] } | { error: string } {
+    try {
+      return { ok: parseExpose(text) };
+    } catch (err) {
+      expect(err).toBeInstanceOf(ExposeError);
+      return { error: (err as Error).message };
+    }
+  }
+
+  it('parses lower-cased input the same, interface names aside (Docker lower-cases --network values)', () => {
+    fc.assert(
+      fc.property(value, (text) => {
+        const lowered = text.toLowerCase();
+        const [a, b] = [outcome(text), outcome(lowered)];
+        expect('ok' in a).toBe('ok' in b);
+        if ('ok' in a && 'ok' in b) {
+          expect(b.ok).toEqual(a.ok.map((x) => (x.hostIface === undefined ? x : { ...x, hostIface: x.hostIface.toLowerCase() })));
+        }
+      }),
+      { numRuns: 500 },
+    );
+  });
+
+  it('keeps sources canonical: sorted, IPv4 first, no entry covered by another, stable on re-parse', () => {
+    fc.assert(
+      fc.property(value, (text) => {
+        const r = outcome(text);
+        if (!('ok' in r)) return;
+        for (const x of r.ok) {
+          if (x.sources === undefined) continue;
+          expect(x.sources.length).toBeGreaterThan(0);
+          const families = x.sources.map((s) => (s.includes(':') ? 6 : 4));
+          expect(families).toEqual([...families].sort());
+          // Re-parsing the canonical text gives the same list.
+          const again = parseExpose(`80@${x.sources.join('+')}`)[0]!.sources;
+          expect(again).toEqual(x.sources);
+          for (const s of x.sources) expect(s).toBe(s.toLowerCase());
+        }
+      }),
+      { numRuns: 500 },
+    );
+  });
+
+  it('throws nothing but ExposeError on junk built from the grammar\'s own characters', () => {
+    const junk = fc.string({ unit: fc.constantFrom(...'0123456789:[]%@+/-.abcdefANYtcpudpsctpeth, '.split('')), maxLength: 40 });
+    fc.assert(fc.property(junk, (text) => void outcome(text)), { numRuns: 2000 });
   });
 });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { addressScope, canonicalIp, commonAddresses } from '../../../src/expose/hostip.js';
+import { addressScope, canonicalIp, commonAddresses, isLoopbackHostIp } from '../../../src/expose/hostip.js';
 
 describe('canonicalIp', () => {
   it.each<[string, string]>([
@@ -61,5 +61,22 @@ describe('addressScope / commonAddresses', () => {
     ['10.0.0.1', '10.0.0.2', null],
   ])('%s ∩ %s = %s', (a, b, common) => {
     expect(commonAddresses(a, b)).toBe(common);
+  });
+});
+
+describe('isLoopbackHostIp', () => {
+  it.each<[string | undefined, boolean]>([
+    ['127.0.0.1', true],
+    ['127.255.0.9', true],
+    ['::1', true],
+    [undefined, false],
+    ['0.0.0.0', false],
+    ['::', false],
+    ['128.0.0.1', false],
+    ['10.127.0.1', false],
+    ['2001:db8::1', false],
+    ['::127.0.0.1', false],
+  ])('%s → %s', (hostIp, loopback) => {
+    expect(isLoopbackHostIp(hostIp)).toBe(loopback);
   });
 });
