@@ -5,6 +5,7 @@
 #                         namespace owns never leaves the machine:
 #                           unreachable 198.18.0.0/15   metric 4000   (pools)
 #                           unreachable 198.51.100.0/24 metric 4000   (outside hosts; each gets a /30 on top)
+#                           unreachable 2001:db8::/32   metric 4000   (IPv6 pools and outside hosts)
 #   ensure_test_image     docker image portnet-test/busybox:latest from Debian's static busybox
 #                         (label org.portnet.test.busybox-key = sha256 of busybox + recipe version);
 #                         skipped when an image with the same key exists.
@@ -22,7 +23,7 @@ if [[ -z "${_PORTNET_TESTBED_SH:-}" ]]; then
   PORTNET_TEST_IMAGE=portnet-test/busybox:latest
   # Bump when the rootfs recipe below changes, so existing images get rebuilt.
   _PORTNET_IMAGE_RECIPE=2
-  PORTNET_TEST_APT_PACKAGES=(nftables iproute2 iptables busybox-static socat nmap conntrack procps util-linux)
+  PORTNET_TEST_APT_PACKAGES=(nftables iproute2 iptables busybox-static socat nmap conntrack procps util-linux python3)
 
   ensure_test_routes() {
     require_root "installing the test ranges' unreachable routes"
@@ -35,6 +36,13 @@ if [[ -z "${_PORTNET_TESTBED_SH:-}" ]]; then
         log "routes: added unreachable $r metric 4000"
       fi
     done
+    r=2001:db8::/32
+    if [[ -n "$(ip -6 route show exact "$r" type unreachable)" ]]; then
+      log "routes: unreachable $r present"
+    else
+      ip -6 route add unreachable "$r" metric 4000 || die "could not add unreachable route $r"
+      log "routes: added unreachable $r metric 4000"
+    fi
   }
 
   ensure_test_image() {

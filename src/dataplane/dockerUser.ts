@@ -42,6 +42,8 @@ export interface DockerUserOptions {
   run?: CommandRunner;
   /** The iptables binary; Docker must use the same backend (iptables-nft here). */
   iptables?: string;
+  /** The ip6tables binary, for ensureDockerUserRules6 / removeDockerUserRules6. */
+  ip6tables?: string;
 }
 
 interface FilterState {
@@ -96,9 +98,34 @@ export async function removeDockerUserRules(options: DockerUserOptions = {}): Pr
   }
 }
 
-function iptables(options: DockerUserOptions): (args: string[]) => Promise<string> {
+/**
+ * The same accepts for IPv6, but only where Docker manages ip6tables (Engine 27+ by default, older
+ * ones with `"ip6tables": true`): there Docker's DOCKER-USER chain exists and its FORWARD policy is
+ * DROP. Where it does not exist nothing drops forwarded IPv6 for portnet, so portnet adds no chain of
+ * its own. Runs on every apply, so a dockerd that starts managing ip6tables later is caught up with.
+ */
+export async function ensureDockerUserRules6(options: DockerUserOptions = {}): Promise<boolean> {
+  const ipt6 = iptables(options, 6);
+  let state: FilterState;
+  try {
+    state = await readState(ipt6);
+  } catch (err) {
+    // No ip6tables (or no IPv6 in the kernel): nothing of Docker's can drop IPv6 either.
+    if (err instanceof CommandError) return false;
+    throw err;
+  }
+  if (!state.chainExists) return false;
+  return ensureDockerUserRules({ ...options, iptables: options.ip6tables ?? 'ip6tables' });
+}
+
+/** removeDockerUserRules for ip6tables. */
+export async function removeDockerUserRules6(options: DockerUserOptions = {}): Promise<void> {
+  return removeDockerUserRules({ ...options, iptables: options.ip6tables ?? 'ip6tables' });
+}
+
+function iptables(options: DockerUserOptions, family: 4 | 6 = 4): (args: string[]) => Promise<string> {
   const run = options.run ?? runCommand;
-  const bin = options.iptables ?? 'iptables';
+  const bin = family === 6 ? (options.ip6tables ?? 'ip6tables') : (options.iptables ?? 'iptables');
   // -w: wait for the xtables lock instead of failing while dockerd holds it.
   return (args) => run(bin, ['-w', '5', ...args]);
 }
