@@ -1,10 +1,13 @@
 import { DOCKER_USER, DOCKER_USER_RULES, isPortnetRule, ruleArgs } from '../dataplane/dockerUser.js';
+import { readFile } from 'node:fs/promises';
+import { runCommand } from '../dataplane/exec.js';
 import { POOL_ROUTE_METRIC, ROUTE_PROTO } from '../dataplane/links.js';
+import { formatCidr, formatIp, parseCidr, parseIp } from '../ipam/address.js';
 import { ROUTED_GATEWAY_V4 } from '../ipam/service.js';
 import type { StateView } from '../server/introspect.js';
 import { parseClientFlags } from './args.js';
 import { fetchFirewall, fetchState, type FirewallView } from './client.js';
-import { readKernel, type KernelFacts } from './kernel.js';
+import { readKernel, type KernelFacts, type KernelRoute, type Runner } from './kernel.js';
 import { expectedChains, expectedElements, normalizeElement } from './nftJson.js';
 import { plural, printable } from './table.js';
 
@@ -39,8 +42,17 @@ function listed(items: readonly string[]): string {
 
 const ipt = (...args: string[]) => ['iptables', '-w', '5', ...args];
 
+/** IPv6 facts doctor reads itself (KernelFacts holds the IPv4 ones). */
+export interface Ipv6Facts {
+  /** net.ipv6.conf.all.forwarding; undefined when unreadable (no IPv6 in the kernel). */
+  forwarding?: string;
+  /** Routes with portnet's protocol: `ip -6 route`, main table and table local (type `local`). */
+  routes: KernelRoute[];
+  error?: string;
+}
+
 /** Every check, on facts gathered beforehand: pure, so it runs on fakes in unit tests. */
-export function diagnose(plugin: PluginFacts, kernel: KernelFacts): Finding[] {
+export function diagnose(plugin: PluginFacts, kernel: KernelFacts, v6?: Ipv6Facts): Finding[] {
   const findings: Finding[] = [];
   const add = (f: Finding) => findings.push(f);
   const state = plugin.state;
@@ -106,7 +118,139 @@ export function diagnose(plugin: PluginFacts, kernel: KernelFacts): Finding[] {
 
   // --- routes and links against the state
   if (state) findings.push(...routeAndLinkDrift(state, kernel));
+  if (state && plugin.firewall && v6) findings.push(...ipv6Checks(state, plugin.firewall, v6));
   return findings;
+}
+
+function canonicalIp(text: string): string {
+  try {
+    return text.includes('/') ? formatCidr(parseCidr(text, 'route')) : formatIp(parseIp(text, 'route'));
+  } catch {
+    return text;
+  }
+}
+
+/**
+ * IPv6 of dual-stack networks, known from the firewall model (pools6, address6): forwarding, the
+ * pools' unreachable routes, each joined endpoint's /128 and `local ::1` routes, and leftovers.
+ */
+function ipv6Checks(state: StateView, firewall: FirewallView, v6: Ipv6Facts): Finding[] {
+  const model = firewall.model;
+  const pools = model.networks.flatMap((n) => (n.pools6 ?? []).map((pool) => ({ pool, network: n.id })));
+  const address6 = new Map(model.endpoints.flatMap((e) => (e.address6 ? [[e.id, e.address6] as const] : [])));
+  const routes = v6.routes.filter((r) => r.type !== 'local');
+  // Nothing of IPv6 in the state nor in the kernel: nothing to say.
+  if (pools.length === 0 && address6.size === 0 && v6.routes.length === 0) return [];
+  const out: Finding[] = [];
+  if (v6.error) {
+    return [{ check: 'ipv6', status: 'warn', message: `IPv6 routes cannot be read (${v6.error}): the IPv6 checks are skipped` }];
+  }
+  if (address6.size > 0) {
+    if (v6.forwarding === '1') {
+      out.push({ check: 'ip6-forward', status: 'ok', message: 'net.ipv6.conf.all.forwarding = 1' });
+    } else {
+      out.push({
+        check: 'ip6-forward',
+        status: 'problem',
+        message: `net.ipv6.conf.all.forwarding = ${v6.forwarding ?? '(unreadable)'}: the host does not route IPv6, so ${plural(address6.size, 'IPv6 endpoint')} can reach nothing beyond the host`,
+        fix: 'restart portnet (it turns forwarding on, first setting accept_ra=2 where it was 1 so router advertisements keep working), or run this after setting accept_ra=2 on interfaces that use SLAAC; keep it across reboots with net.ipv6.conf.all.forwarding=1 in /etc/sysctl.d/90-portnet.conf',
+        commands: [['sysctl', '-w', 'net.ipv6.conf.all.forwarding=1']],
+      });
+    }
+  }
+  const before = out.filter((f) => f.status !== 'ok').length;
+  const unreachable = routes.filter((r) => r.type === 'unreachable').map((r) => ({ ...r, dst: canonicalIp(r.dst) }));
+  const poolSet = new Set(pools.map((p) => p.pool));
+  for (const { pool, network } of pools) {
+    if (unreachable.some((r) => r.dst === pool)) continue;
+    const name = state.networks.find((n) => n.id === network)?.name ?? network.slice(0, 12);
+    out.push({
+      check: 'pool-routes',
+      status: 'problem',
+      message: `IPv6 pool ${pool} of network ${name} has no unreachable route: traffic to its unallocated addresses follows the host's other routes`,
+      fix: 'put it back',
+      commands: [['ip', '-6', 'route', 'replace', 'unreachable', pool, 'metric', POOL_ROUTE_METRIC, 'proto', ROUTE_PROTO]],
+    });
+  }
+  for (const r of unreachable) {
+    if (poolSet.has(r.dst)) continue;
+    out.push({
+      check: 'pool-routes',
+      status: 'problem',
+      message: `unreachable route ${r.dst} (route protocol ${ROUTE_PROTO}) belongs to no IPv6 pool of the portnet on this socket: a leftover, or another portnet's`,
+      fix: 'if no other portnet runs on this host, remove it',
+      commands: [['ip', '-6', 'route', 'del', 'unreachable', r.dst, ...(r.metric !== undefined ? ['metric', String(r.metric)] : []), 'proto', ROUTE_PROTO]],
+    });
+  }
+  const unicast = routes.filter((r) => r.type === 'unicast').map((r) => ({ ...r, dst: canonicalIp(r.dst).replace(/\/128$/, '') }));
+  const loopback = new Set(v6.routes.filter((r) => r.type === 'local' && r.dev).map((r) => r.dev!));
+  const links = new Set(state.endpoints.map((e) => e.hostIf));
+  for (const e of state.endpoints) {
+    const a6 = address6.get(e.id);
+    if (!e.joined || !a6 || !links.has(e.hostIf)) continue;
+    const who = `endpoint ${e.id.slice(0, 12)} (${e.container ? `container ${printable(e.container.name)}, ` : ''}${a6})`;
+    if (!unicast.some((r) => r.dst === a6 && r.dev === e.hostIf)) {
+      out.push({
+        check: 'endpoint-routes',
+        status: 'problem',
+        message: `${who}: the /128 route to ${a6} via ${e.hostIf} is missing, so no IPv6 reaches the container`,
+        fix: 'put it back',
+        commands: [['ip', '-6', 'route', 'replace', `${a6}/128`, 'dev', e.hostIf, 'proto', ROUTE_PROTO]],
+      });
+    }
+    if (!loopback.has(e.hostIf)) {
+      out.push({
+        check: 'endpoint-routes',
+        status: 'problem',
+        message: `${who}: the local ::1 route of ${e.hostIf} is missing, so replies to its [::1] exposures are dropped`,
+        fix: 'put it back',
+        commands: [['ip', '-6', 'route', 'replace', 'local', '::1', 'dev', e.hostIf, 'table', 'local', 'proto', ROUTE_PROTO]],
+      });
+    }
+  }
+  for (const r of unicast) {
+    if (state.endpoints.some((e) => address6.get(e.id) === r.dst && e.hostIf === r.dev)) continue;
+    // A route on a link that is itself a leftover goes with the link (reported above).
+    if (r.dev && !links.has(r.dev) && r.dev.startsWith('pn')) continue;
+    out.push({
+      check: 'endpoint-routes',
+      status: 'problem',
+      message: `route ${r.dst}${r.dev ? ` dev ${r.dev}` : ''} (route protocol ${ROUTE_PROTO}) matches no IPv6 endpoint of the portnet on this socket`,
+      fix: 'if no other portnet runs on this host, remove it',
+      commands: [['ip', '-6', 'route', 'del', `${r.dst}/128`, ...(r.dev ? ['dev', r.dev] : []), 'proto', ROUTE_PROTO]],
+    });
+  }
+  if (out.filter((f) => f.status !== 'ok').length === before && (pools.length > 0 || address6.size > 0)) {
+    out.push({
+      check: 'ipv6-routes',
+      status: 'ok',
+      message: `IPv6: ${plural(pools.length, 'pool')} with unreachable routes, ${plural(address6.size, 'endpoint')} with /128 and local ::1 routes`,
+    });
+  }
+  return out;
+}
+
+/** What diagnose needs of IPv6, read now; a kernel without IPv6 gives an error, not a throw. */
+export async function readIpv6(run: Runner = runCommand, sysctlNetDir = '/proc/sys/net'): Promise<Ipv6Facts> {
+  let forwarding: string | undefined;
+  try {
+    forwarding = (await readFile(`${sysctlNetDir}/ipv6/conf/all/forwarding`, 'utf8')).trim();
+  } catch {
+    forwarding = undefined;
+  }
+  try {
+    const main = JSON.parse((await run('ip', ['-j', '-6', 'route', 'show', 'proto', ROUTE_PROTO])) || '[]') as Array<Record<string, unknown>>;
+    const local = JSON.parse((await run('ip', ['-j', '-6', 'route', 'show', 'table', 'local', 'proto', ROUTE_PROTO])) || '[]') as Array<Record<string, unknown>>;
+    const routes = [...main, ...local].map((r) => ({
+      type: typeof r.type === 'string' ? r.type : 'unicast',
+      dst: String(r.dst),
+      ...(typeof r.dev === 'string' ? { dev: r.dev } : {}),
+      ...(typeof r.metric === 'number' ? { metric: r.metric } : {}),
+    }));
+    return { ...(forwarding !== undefined ? { forwarding } : {}), routes };
+  } catch (err) {
+    return { ...(forwarding !== undefined ? { forwarding } : {}), routes: [], error: (err as Error).message };
+  }
 }
 
 function tableDrift(firewall: FirewallView, kernel: KernelFacts): Finding[] {
@@ -383,8 +527,8 @@ export async function gatherPlugin(socket: string): Promise<PluginFacts> {
 
 export async function doctorCommand(args: string[]): Promise<number> {
   const flags = parseClientFlags(args);
-  const [plugin, kernel] = await Promise.all([gatherPlugin(flags.socket), readKernel()]);
-  const r = report(flags.socket, diagnose(plugin, kernel));
+  const [plugin, kernel, v6] = await Promise.all([gatherPlugin(flags.socket), readKernel(), readIpv6()]);
+  const r = report(flags.socket, diagnose(plugin, kernel, v6));
   process.stdout.write(flags.json ? JSON.stringify(r, null, 2) + '\n' : renderReport(r));
   return r.ok ? 0 : 1;
 }

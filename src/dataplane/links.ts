@@ -1,4 +1,7 @@
-/** A routed endpoint's link in the host namespace: veth pair, sysctls and the /32 route. */
+/**
+ * A routed endpoint's link in the host namespace: veth pair, sysctls and the /32 route; with
+ * address6 also fe80::1 on the host side, the /128 route and the `local ::1` route.
+ */
 export interface EndpointLinkSpec {
   hostIf: string;
   peerIf: string;
@@ -23,11 +26,21 @@ export interface SandboxSide {
   gateway6?: string;
 }
 
-/** A route carrying portnet's protocol number, as read back from the kernel. */
+/**
+ * A route carrying portnet's protocol number, as read back from the kernel. `loopback` is the
+ * `local ::1 dev pnX` route (table local) of an IPv6 endpoint's link.
+ */
 export type PortnetRoute =
   | { kind: 'pool'; cidr: string; text: string }
   | { kind: 'endpoint'; address: string; dev: string; text: string }
+  | { kind: 'loopback'; dev: string; text: string }
   | { kind: 'other'; text: string };
+
+/** What turning IPv6 forwarding on changed, for the log. */
+export interface Ipv6ForwardingChange {
+  /** Interfaces whose accept_ra went from 1 to 2, so that they keep taking router advertisements. */
+  acceptRa: string[];
+}
 
 /** Kernel links and routes: one implementation over iproute2 and /proc/sys, one fake. */
 export interface Links {
@@ -40,12 +53,24 @@ export interface Links {
   removePoolRoute(cidr: string): Promise<void>;
   /** Host-side endpoint links present in the kernel (names starting with `pn`). */
   listEndpointLinks(): Promise<string[]>;
-  /** Routes portnet installed (its own route protocol number), as `ip route` prints them. */
+  /**
+   * Routes portnet installed (its own route protocol number), as `ip route` prints them: IPv4, IPv6,
+   * and IPv6 table local (the `local ::1` routes).
+   */
   listRoutes(): Promise<string[]>;
-  /** Puts back what an existing host-side link needs: up, its sysctls and its /32 route (idempotent). */
+  /**
+   * Puts back what an existing host-side link needs: up, its sysctls and its routes (idempotent).
+   * Without address6 it disables IPv6 on the link, which also flushes any IPv6 route through it.
+   */
   repairEndpointLink(spec: EndpointLinkSpec): Promise<void>;
-  /** Removes one /32 route portnet installed; absent is fine. */
+  /** Removes one /32 (or IPv6 /128) route portnet installed; absent is fine. */
   removeEndpointRoute(address: string, dev: string): Promise<void>;
+  /**
+   * Sets net.ipv6.conf.all.forwarding=1 unless it is on already (undefined then). Interfaces with
+   * accept_ra=1 are first set to 2: with forwarding on, the kernel drops their router
+   * advertisements and purges the default routes learnt from them.
+   */
+  enableIpv6Forwarding(): Promise<Ipv6ForwardingChange | undefined>;
   /** Whether the network namespace file of a container (Join's SandboxKey) still exists. */
   sandboxExists(sandbox: string): Promise<boolean>;
   /**
@@ -73,15 +98,21 @@ export function endpointLinkNames(endpointId: string): { hostIf: string; peerIf:
 }
 
 const V4 = String.raw`(?:\d{1,3}\.){3}\d{1,3}`;
-const POOL_ROUTE = new RegExp(`^unreachable (${V4}/\\d{1,2})(?:\\s|$)`);
+// At least one colon, so that words such as `default` never read as an address.
+const V6 = String.raw`[0-9a-f]*:[0-9a-f:]*`;
+const POOL_ROUTE = new RegExp(`^unreachable (${V4}/\\d{1,2}|${V6}/\\d{1,3})(?:\\s|$)`);
 const ENDPOINT_ROUTE = new RegExp(`^(${V4})(?:/32)? dev (\\S+)(?:\\s|$)`);
+const ENDPOINT_ROUTE6 = new RegExp(`^(${V6})(?:/128)? dev (\\S+)(?:\\s|$)`);
+const LOOPBACK_ROUTE = /^local ::1(?:\/128)? dev (\S+)(?:\s|$)/;
 
-/** Reads one line of `ip -4 route show proto 91` (or the fake's equivalent). */
+/** Reads one line of `ip -4|-6 route show [table local] proto 91` (or the fake's equivalent). */
 export function parsePortnetRoute(line: string): PortnetRoute {
   const text = line.trim();
   const pool = POOL_ROUTE.exec(text);
   if (pool) return { kind: 'pool', cidr: pool[1]!, text };
-  const ep = ENDPOINT_ROUTE.exec(text);
+  const loopback = LOOPBACK_ROUTE.exec(text);
+  if (loopback) return { kind: 'loopback', dev: loopback[1]!, text };
+  const ep = ENDPOINT_ROUTE.exec(text) ?? ENDPOINT_ROUTE6.exec(text);
   if (ep) return { kind: 'endpoint', address: ep[1]!, dev: ep[2]!, text };
   return { kind: 'other', text };
 }

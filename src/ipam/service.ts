@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import type { AllocationRecord, CursorRecord, PoolRecord } from '../state/records.js';
+import type { AllocationRecord, CursorRecord, EndpointRecord, PoolRecord } from '../state/records.js';
 import { keys, type State } from '../state/state.js';
 import type { StoreOp } from '../state/store.js';
 import type { RequestAddressReq, RequestPoolReq, ReleaseAddressReq } from '../protocol/schemas.js';
@@ -24,6 +24,11 @@ const GATEWAY_TYPE = 'com.docker.network.gateway';
  * gateway: Docker is told the gateway is the link-local next hop that Join hands out.
  */
 export const ROUTED_GATEWAY_V4 = '169.254.1.1';
+/**
+ * The IPv6 next hop: the host veth's link-local address (every v6 veth carries it), so no pool
+ * address is spent on IPv6 either.
+ */
+export const ROUTED_GATEWAY_V6 = 'fe80::1';
 
 export interface IpamConfig {
   defaultPool: string;
@@ -39,6 +44,10 @@ export const RETRY_WINDOW_MS = 30_000;
 export interface IpamOptions {
   retryWindowMs?: number;
   now?: () => number;
+}
+
+function endpointAddresses(e: EndpointRecord): string[] {
+  return e.address6 === undefined ? [e.address] : [e.address, e.address6];
 }
 
 /**
@@ -65,8 +74,8 @@ export class IpamService {
   ) {
     this.now = options.now ?? Date.now;
     this.until = this.now() + (options.retryWindowMs ?? RETRY_WINDOW_MS);
-    const networkPools = new Set(state.networks().flatMap((n) => n.pools));
-    const used = new Set(state.endpoints().map((e) => e.address));
+    const networkPools = new Set(state.networks().flatMap((n) => [...n.pools, ...(n.pools6 ?? [])]));
+    const used = new Set(state.endpoints().flatMap(endpointAddresses));
     for (const p of state.pools()) {
       if (!p.carved && !networkPools.has(p.pool) && state.allocationCount(p.id) === 0) this.resendable.pools.add(p.id);
       if (!networkPools.has(p.pool)) continue;
@@ -96,7 +105,7 @@ export class IpamService {
     let carved = false;
     if (req.Pool === '') {
       if (req.SubPool !== '') throw new IpamError(`SubPool "${req.SubPool}" needs a Pool (--ip-range needs --subnet)`);
-      if (family === 6) throw new IpamError('IPv6 pools need an explicit --subnet');
+      if (family === 6) throw new IpamError('Pool is empty in a V6 request: IPv6 pools need an explicit --subnet (there is no default IPv6 range)');
       pool = this.carve();
       carved = true;
       ops.push({ put: keys.carveCursor(this.config.defaultPool), value: { pool: formatCidr(pool) } });
@@ -136,7 +145,7 @@ export class IpamService {
   }
 
   private poolAnswer(record: PoolRecord) {
-    const data: Record<string, string> = record.family === 4 ? { [GATEWAY_TYPE]: `${ROUTED_GATEWAY_V4}/32` } : {};
+    const data = { [GATEWAY_TYPE]: record.family === 4 ? `${ROUTED_GATEWAY_V4}/32` : `${ROUTED_GATEWAY_V6}/64` };
     return { PoolID: record.id, Pool: record.pool, Data: data };
   }
 
@@ -209,7 +218,7 @@ export class IpamService {
       const held = this.state.allocation(pool.id, ipKey(ip));
       if (held) {
         const key = keys.alloc(pool.id, ipKey(ip));
-        if (held.kind === kind && !this.state.endpoints().some((e) => e.address === held.address) && this.takeResendable(this.resendable.addresses, key)) {
+        if (held.kind === kind && !this.state.endpoints().some((e) => endpointAddresses(e).includes(held.address)) && this.takeResendable(this.resendable.addresses, key)) {
           this.log.warn({ pool: pool.pool, address: held.address }, 'RequestAddress resent after a restart: answered with the address committed before');
           return { Address: `${held.address}/${cidr.family === 4 ? 32 : 128}`, Data: {} };
         }

@@ -106,10 +106,11 @@ async function decide(deps: DockerReconcileDeps, snapshot: StateSnapshot, view: 
   for (const e of state.endpoints()) {
     if (!snapshot.endpoints.has(e.id) || knownEndpoints.has(e.id)) continue;
     await driver.deleteEndpoint(e.networkId, e.id);
-    found.add('endpoint-unknown-to-docker', `removed endpoint ${e.id.slice(0, 12)} (${e.address}, ${e.hostIf}): Docker no longer knows it`, {
+    found.add('endpoint-unknown-to-docker', `removed endpoint ${e.id.slice(0, 12)} (${[e.address, e.address6, e.hostIf].filter(Boolean).join(', ')}): Docker no longer knows it`, {
       endpoint: e.id.slice(0, 12),
       network: e.networkId.slice(0, 12),
       address: e.address,
+      ...(e.address6 !== undefined ? { address6: e.address6 } : {}),
       exposures: e.exposures.length,
     });
   }
@@ -123,9 +124,9 @@ async function decide(deps: DockerReconcileDeps, snapshot: StateSnapshot, view: 
       continue;
     }
     await driver.deleteNetwork(n.id);
-    found.add('network-unknown-to-docker', `removed network ${n.id.slice(0, 12)} (${n.pools.join(', ')}): Docker no longer knows it`, {
+    found.add('network-unknown-to-docker', `removed network ${n.id.slice(0, 12)} (${[...n.pools, ...(n.pools6 ?? [])].join(', ')}): Docker no longer knows it`, {
       network: n.id.slice(0, 12),
-      pools: n.pools,
+      pools: [...n.pools, ...(n.pools6 ?? [])],
     });
   }
 
@@ -141,13 +142,17 @@ async function decide(deps: DockerReconcileDeps, snapshot: StateSnapshot, view: 
   for (const p of state.pools()) {
     if (!snapshot.pools.has(p.id)) continue;
     const users = networksBySubnet.get(p.pool) ?? [];
-    if (users.length === 0 && !state.networks().some((n) => n.pools.includes(p.pool))) {
+    if (users.length === 0 && !state.networks().some((n) => n.pools.includes(p.pool) || (n.pools6 ?? []).includes(p.pool))) {
       const held = state.allocationCount(p.id);
       await ipam.releasePool(p.id);
       found.add('pool-unknown-to-docker', `released pool ${p.pool} and its ${held} address(es): no Docker network uses it`, { pool: p.pool, addresses: held });
       continue;
     }
-    const inUse = new Set<string>(state.endpoints().map((e) => e.address));
+    // Docker's view here carries no IPv6 endpoint addresses: an IPv6 allocation is judged only when
+    // every network with the pool is portnet's own, whose endpoints' IPv6 addresses are in the state.
+    // Under another driver (portnet as the IPAM only) it is kept rather than risk handing it out twice.
+    if (p.family === 6 && !users.every((n) => state.network(n.id))) continue;
+    const inUse = new Set<string>(state.endpoints().flatMap((e) => (e.address6 === undefined ? [e.address] : [e.address, e.address6])));
     for (const n of users) {
       for (const a of n.reserved) inUse.add(a);
       for (const e of n.endpoints) if (e.ipv4) inUse.add(e.ipv4);

@@ -24,7 +24,7 @@ describe('network driver', () => {
   it('reads icc and masquerade from -o, and refuses an address outside the network', async () => {
     const p = await fakePlugin();
     await network(p, { 'com.example.icc': 'false', 'com.example.masquerade': 'off' });
-    expect(p.firewall.model?.networks).toEqual([{ id: NET, index: 1, pools: ['198.18.5.0/24'], icc: false, masquerade: false }]);
+    expect(p.firewall.model?.networks).toEqual([{ id: NET, index: 1, pools: ['198.18.5.0/24'], pools6: [], icc: false, masquerade: false }]);
     await expect(
       p.driver.createEndpoint({ NetworkID: NET, EndpointID: hex(1), Interface: { Address: '198.18.6.1/24', AddressIPv6: '', MacAddress: '' }, Options: {} }),
     ).rejects.toThrow('Interface.Address "198.18.6.1/24" is in none of the network\'s pools (198.18.5.0/24)');

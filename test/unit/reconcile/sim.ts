@@ -104,6 +104,9 @@ class FusedLinks implements Links {
   async removeEndpointRoute(address: string, dev: string) {
     return this.fuse.around(`route del ${address}`, () => this.inner.removeEndpointRoute(address, dev));
   }
+  async enableIpv6Forwarding() {
+    return this.fuse.around('sysctl ipv6 forwarding', () => this.inner.enableIpv6Forwarding());
+  }
   sandboxExists(sandbox: string) {
     return this.inner.sandboxExists(sandbox);
   }
