@@ -30,6 +30,8 @@ export interface DockerEndpoint {
   name?: string;
   /** IPv4 address without prefix, when it has one. */
   ipv4?: string;
+  /** IPv6 address without prefix, when it has one. */
+  ipv6?: string;
 }
 
 /** Docker did not answer in time or said something unexpected. */
@@ -48,7 +50,7 @@ interface NetworkInspect {
   Name: string;
   Driver: string;
   IPAM?: { Config?: Array<{ Subnet?: string; Gateway?: string; AuxiliaryAddresses?: Record<string, string> | null }> | null } | null;
-  Containers?: Record<string, { Name?: string; EndpointID?: string; IPv4Address?: string }> | null;
+  Containers?: Record<string, { Name?: string; EndpointID?: string; IPv4Address?: string; IPv6Address?: string }> | null;
 }
 
 /** Turns Docker's `GET /networks/{id}` answer into a DockerNetwork. */
@@ -67,11 +69,13 @@ export function fromInspect(n: NetworkInspect): DockerNetwork {
   for (const [key, c] of Object.entries(n.Containers ?? {})) {
     if (!c.EndpointID) continue;
     const ipv4 = withoutPrefix(c.IPv4Address);
+    const ipv6 = withoutPrefix(c.IPv6Address);
     endpoints.push({
       id: c.EndpointID,
       ...(key.startsWith('ep-') ? {} : { containerId: key }),
       ...(c.Name ? { name: c.Name } : {}),
       ...(ipv4 ? { ipv4 } : {}),
+      ...(ipv6 ? { ipv6 } : {}),
     });
   }
   return {

@@ -148,14 +148,13 @@ async function decide(deps: DockerReconcileDeps, snapshot: StateSnapshot, view: 
       found.add('pool-unknown-to-docker', `released pool ${p.pool} and its ${held} address(es): no Docker network uses it`, { pool: p.pool, addresses: held });
       continue;
     }
-    // Docker's view here carries no IPv6 endpoint addresses: an IPv6 allocation is judged only when
-    // every network with the pool is portnet's own, whose endpoints' IPv6 addresses are in the state.
-    // Under another driver (portnet as the IPAM only) it is kept rather than risk handing it out twice.
-    if (p.family === 6 && !users.every((n) => state.network(n.id))) continue;
     const inUse = new Set<string>(state.endpoints().flatMap((e) => (e.address6 === undefined ? [e.address] : [e.address, e.address6])));
     for (const n of users) {
       for (const a of n.reserved) inUse.add(a);
-      for (const e of n.endpoints) if (e.ipv4) inUse.add(e.ipv4);
+      for (const e of n.endpoints) {
+        if (e.ipv4) inUse.add(e.ipv4);
+        if (e.ipv6) inUse.add(e.ipv6);
+      }
     }
     for (const a of state.allocations(p.id)) {
       const key = keys.alloc(p.id, ipKey(parseIp(a.address, 'address')));

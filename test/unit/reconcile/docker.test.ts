@@ -144,7 +144,7 @@ describe('DockerView', () => {
       Driver: 'portnet',
       IPAM: { Config: [{ Subnet: '198.18.1.0/24', Gateway: '169.254.1.1', AuxiliaryAddresses: { a: '198.18.1.9' } }] },
       Containers: {
-        ['ab'.repeat(32)]: { Name: 'site', EndpointID: idOf('e1'), IPv4Address: '198.18.1.2/32' },
+        ['ab'.repeat(32)]: { Name: 'site', EndpointID: idOf('e1'), IPv4Address: '198.18.1.2/32', IPv6Address: '2001:db8:1::2/128' },
         [`ep-${idOf('e2')}`]: { Name: 'starting', EndpointID: idOf('e2'), IPv4Address: '' },
       },
     });
@@ -155,7 +155,7 @@ describe('DockerView', () => {
       subnets: ['198.18.1.0/24'],
       reserved: ['169.254.1.1', '198.18.1.9'],
       endpoints: [
-        { id: idOf('e1'), containerId: 'ab'.repeat(32), name: 'site', ipv4: '198.18.1.2' },
+        { id: idOf('e1'), containerId: 'ab'.repeat(32), name: 'site', ipv4: '198.18.1.2', ipv6: '2001:db8:1::2' },
         { id: idOf('e2'), name: 'starting' },
       ],
     });

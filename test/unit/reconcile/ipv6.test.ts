@@ -148,22 +148,25 @@ describe('reconcileKernel with IPv6', () => {
 });
 
 describe('reconcileWithDocker with IPv6', () => {
-  it("releases both addresses of an endpoint Docker forgot; keeps IPv6 addresses of another driver's network", async () => {
+  it("releases both addresses of an endpoint Docker forgot; keeps the IPv6 address another driver's endpoint holds", async () => {
     const { host, eps } = await dualStackHost();
     const run = await host.start();
     const p = run.plugin;
     // portnet as the IPAM only of a dual-stack network of another driver, with a container on it.
     await p.ipam.requestPool({ AddressSpace: '', Pool: '2001:db8:7::/64', SubPool: '', Options: {}, V6: true });
     await p.ipam.requestAddress({ PoolID: '2001:db8:7::/64', Address: '2001:db8:7::5', Options: {} });
+    await p.ipam.requestAddress({ PoolID: '2001:db8:7::/64', Address: '2001:db8:7::6', Options: {} });
     const restarted = await host.start();
     const [kept, gone] = eps;
     const view = new FakeDockerView();
     view.nets = [
       { id: NET, name: 'n6', driver: 'portnet', subnets: [V4, V6], reserved: [], endpoints: [{ id: kept!.id, containerId: 'c1', ipv4: kept!.address }] },
-      { id: idOf('other'), name: 'o6', driver: 'macvlan', subnets: ['2001:db8:7::/64'], reserved: [], endpoints: [{ id: idOf('x'), containerId: 'c9' }] },
+      // Docker holds ::5 for a container; ::6 is held by nothing Docker knows (its container is gone).
+      { id: idOf('other'), name: 'o6', driver: 'macvlan', subnets: ['2001:db8:7::/64'], reserved: [], endpoints: [{ id: idOf('x'), containerId: 'c9', ipv6: '2001:db8:7::5' }] },
     ];
     const repairs = await host.reconcileDocker(restarted, view);
-    expect(repairs!.map((r) => r.kind)).toEqual(['endpoint-unknown-to-docker', 'address-unknown-to-docker', 'address-unknown-to-docker']);
+    expect(repairs!.map((r) => r.kind)).toEqual(['endpoint-unknown-to-docker', 'address-unknown-to-docker', 'address-unknown-to-docker', 'address-unknown-to-docker']);
+    expect(repairs![3]!.message).toContain('2001:db8:7::6');
     expect(repairs![0]!.message).toContain(`${gone!.address}, ${gone!.address6}, ${gone!.hostIf}`);
     const state = restarted.plugin.state;
     expect(state.allocations(V4).map((a) => a.address)).toEqual([kept!.address]);
