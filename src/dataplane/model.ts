@@ -25,7 +25,10 @@ export interface FirewallNetwork {
 
 /**
  * A published port with its host port already resolved (never 0); where it was asked for does not
- * matter here. `sources` is the effective allowlist (the item's own, else the network default).
+ * matter here. `sources` is the effective allowlist (the item's own, else the network default); the
+ * firewall ignores it on loopback-bound exposures, since only the host's own processes, which are
+ * never filtered, can use those. Without hostIp and hostIface an exposure covers both families, but
+ * IPv6 only where the endpoint has an address6.
  */
 export type ResolvedExposure = Omit<Exposure, 'origin'>;
 

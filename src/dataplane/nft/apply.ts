@@ -1,6 +1,8 @@
+import { udpFlushTargets, type Conntrack, type WarnLogger } from '../conntrack.js';
 import { ensureDockerUserRules, removeDockerUserRules, type CommandRunner } from '../dockerUser.js';
 import { CommandError, runCommand } from '../exec.js';
 import type { Firewall, FirewallModel } from '../model.js';
+import type { Element } from './elements.js';
 import { TableContents } from './incremental.js';
 import { planRuleset } from './plan.js';
 import { renderDelta, renderPlan, renderRemoval } from './render.js';
@@ -19,6 +21,13 @@ export interface NftFirewallOptions {
    * on every apply, as portnet did before; the benchmark compares the two.
    */
   incremental?: boolean;
+  /**
+   * Flushes stale UDP conntrack entries of host ports whose DNAT a change added or removed. Without
+   * it, a client that keeps sending stays on the path its first packet took (see conntrack.ts).
+   */
+  conntrack?: Conntrack;
+  /** Where a failed flush is reported (it never fails an apply). */
+  logger?: WarnLogger;
 }
 
 /** What the last apply sent to nft (for tests and the benchmark). */
@@ -48,6 +57,8 @@ export class NftFirewall implements Firewall {
   private readonly table: string | undefined;
   private readonly dockerUser: { run: CommandRunner; iptables?: string } | undefined;
   private readonly incremental: boolean;
+  private readonly conntrack: Conntrack | undefined;
+  private readonly logger: WarnLogger | undefined;
   /** Calls are serialized: two transactions racing would leave whichever came last, not the newest model. */
   private queue: Promise<unknown> = Promise.resolve();
   /**
@@ -67,6 +78,8 @@ export class NftFirewall implements Firewall {
         ? undefined
         : { run: this.run, ...(options.iptables ? { iptables: options.iptables } : {}) };
     this.incremental = options.incremental ?? true;
+    this.conntrack = options.conntrack;
+    this.logger = options.logger;
   }
 
   /**
@@ -94,6 +107,8 @@ export class NftFirewall implements Firewall {
             if (!(err instanceof NftError)) throw err;
             await this.replace(model);
           }
+          // Also after the fallback replace: the same DNAT elements changed, just not as a delta.
+          await this.flushUdp([...deletes, ...adds]);
         }
       } else {
         await this.replace(model);
@@ -112,6 +127,17 @@ export class NftFirewall implements Firewall {
     return this.serialize(async () => {
       this.installed = undefined;
     });
+  }
+
+  /** Never throws: the firewall change is done, and stale UDP state is a nuisance, not a failure. */
+  private async flushUdp(changed: Element[]): Promise<void> {
+    if (!this.conntrack) return;
+    try {
+      const targets = udpFlushTargets(changed);
+      if (targets.length > 0) await this.conntrack.flushUdp(targets);
+    } catch (err) {
+      this.logger?.warn({ err: err instanceof Error ? err.message : String(err) }, 'could not flush stale UDP conntrack entries');
+    }
   }
 
   /** One transaction that replaces the table whole with the ruleset of `model`. */

@@ -1,7 +1,18 @@
 import type { FirewallEndpoint, FirewallModel, ResolvedExposure } from '../model.js';
 import { elementId, endpointElements, networkElements, type Element } from './elements.js';
 import type { ElementDelta } from './render.js';
-import { checkDnatConflicts, planEndpoint, planNetworks, planRuleset, type EndpointPlan, type NetworkPlan, type RulesetPlan } from './plan.js';
+import {
+  checkDnatConflicts,
+  claimKeys,
+  claimsClash,
+  type Claim,
+  planEndpoint,
+  planNetworks,
+  planRuleset,
+  type EndpointPlan,
+  type NetworkPlan,
+  type RulesetPlan,
+} from './plan.js';
 
 /**
  * What portnet's table holds after the last transaction that succeeded, kept per endpoint so that
@@ -17,10 +28,11 @@ import { checkDnatConflicts, planEndpoint, planNetworks, planRuleset, type Endpo
 interface Entry {
   /** A copy of the endpoint as last applied, to recognise it unchanged. */
   input: FirewallEndpoint;
-  /** Canonical interface name and address, and the host ports it claims (see claimKeys). */
+  /** Canonical interface name and addresses, and the host ports it claims (see claimKeys). */
   hostIf: string;
   address: string;
-  claims: string[];
+  address6: string | undefined;
+  claims: Claim[];
   elements: Element[];
   /** The last transition that saw this endpoint in its model (finds duplicates and removals without a Set). */
   seen: number;
@@ -48,8 +60,8 @@ export class TableContents {
   private counts = new Map<string, Counted>();
   /** Who holds an interface name, an address, a host-port claim (fast-path conflict checks). */
   private readonly owners = new Map<string, string>();
-  /** `proto port` → endpoints with an exposure bound to some host address on that port. */
-  private readonly boundPorts = new Map<string, Set<string>>();
+  /** `F proto port` (Claim.port) → the claims on that port and their holders. */
+  private readonly portClaims = new Map<string, PortClaim[]>();
   /** Counts transitions, for Entry.seen. */
   private generation = 0;
 
@@ -166,26 +178,23 @@ export class TableContents {
   private claimsAreFree(fresh: Entry[], gone: Set<string>): boolean {
     const live = (owner: string | undefined) => owner !== undefined && !gone.has(owner);
     const mine = new Map<string, string>();
-    const myBound = new Map<string, string>();
+    const myPorts = new Map<string, PortClaim[]>();
     for (const entry of fresh) {
-      for (const key of [`if ${entry.hostIf}`, `ip ${entry.address}`, ...entry.claims]) {
-        if (live(this.owners.get(key))) return false;
-        if (mine.has(key)) return false;
-        mine.set(key, entry.input.id);
-        if (key.startsWith('b ')) {
-          const port = boundPort(key);
-          myBound.set(port, entry.input.id);
-          // A bound claim clashes with an all-addresses claim on the same port, and vice versa.
-          if (live(this.owners.get(`a ${port}`))) return false;
-        } else if (key.startsWith('a ')) {
-          for (const holder of this.boundPorts.get(key.slice(2)) ?? []) if (!gone.has(holder)) return false;
-        }
+      const id = entry.input.id;
+      for (const key of [...identityKeys(entry), ...entry.claims.map((c) => c.key)]) {
+        if (live(this.owners.get(key)) || mine.has(key)) return false;
+        mine.set(key, id);
       }
-    }
-    for (const [port, holder] of myBound) {
-      const other = mine.get(`a ${port}`);
-      if (other !== undefined && other !== holder) return false;
-      // The same endpoint holding both was refused by checkDnatConflicts already.
+      // Different claims on one port can still clash (all addresses against one address, say).
+      for (const claim of entry.claims) {
+        const port = claim.port;
+        for (const other of this.portClaims.get(port) ?? []) if (!gone.has(other.id) && claimsClash(other.claim, claim)) return false;
+        let list = myPorts.get(port);
+        if (!list) myPorts.set(port, (list = []));
+        // The same endpoint clashing with itself was refused by checkDnatConflicts already.
+        for (const other of list) if (other.id !== id && claimsClash(other.claim, claim)) return false;
+        list.push({ claim, id });
+      }
     }
     return true;
   }
@@ -209,25 +218,22 @@ export class TableContents {
     this.counts = next.counts;
     this.entries.clear();
     this.owners.clear();
-    this.boundPorts.clear();
+    this.portClaims.clear();
     for (const [id, entry] of next.entries) this.entries.set(id, entry);
     for (const [k, v] of next.owners) this.owners.set(k, v);
-    for (const [k, v] of next.boundPorts) this.boundPorts.set(k, v);
+    for (const [k, v] of next.portClaims) this.portClaims.set(k, v);
   }
 
   private addEntry(entry: Entry): void {
     const id = entry.input.id;
     this.entries.set(id, entry);
-    this.owners.set(`if ${entry.hostIf}`, id);
-    this.owners.set(`ip ${entry.address}`, id);
-    for (const key of entry.claims) {
-      this.owners.set(key, id);
-      if (key.startsWith('b ')) {
-        const port = boundPort(key);
-        let holders = this.boundPorts.get(port);
-        if (!holders) this.boundPorts.set(port, (holders = new Set()));
-        holders.add(id);
-      }
+    for (const key of identityKeys(entry)) this.owners.set(key, id);
+    for (const claim of entry.claims) {
+      this.owners.set(claim.key, id);
+      const port = claim.port;
+      let list = this.portClaims.get(port);
+      if (!list) this.portClaims.set(port, (list = []));
+      list.push({ claim, id });
     }
     for (const e of entry.elements) this.count(e, 1);
   }
@@ -235,14 +241,13 @@ export class TableContents {
   private removeEntry(entry: Entry): void {
     const id = entry.input.id;
     this.entries.delete(id);
-    for (const key of [`if ${entry.hostIf}`, `ip ${entry.address}`, ...entry.claims]) {
-      if (this.owners.get(key) === id) this.owners.delete(key);
-      if (key.startsWith('b ')) {
-        const port = boundPort(key);
-        const holders = this.boundPorts.get(port);
-        holders?.delete(id);
-        if (holders?.size === 0) this.boundPorts.delete(port);
-      }
+    for (const key of [...identityKeys(entry), ...entry.claims.map((c) => c.key)]) if (this.owners.get(key) === id) this.owners.delete(key);
+    for (const claim of entry.claims) {
+      const port = claim.port;
+      // A handful of claims per port at most (one address or interface each): a scan is fine.
+      const rest = (this.portClaims.get(port) ?? []).filter((c) => c.id !== id);
+      if (rest.length > 0) this.portClaims.set(port, rest);
+      else this.portClaims.delete(port);
     }
     for (const e of entry.elements) this.count(e, -1);
   }
@@ -263,33 +268,34 @@ function emptyTransition(): Transition {
   return { delta: { deletes: [], adds: [] }, full: false, commit: () => {} };
 }
 
+interface PortClaim {
+  claim: Claim;
+  id: string;
+}
+
 function entryOf(input: FirewallEndpoint, ep: EndpointPlan): Entry {
-  return { input: copyEndpoint(input), hostIf: ep.hostIf, address: ep.address, claims: claimKeys(ep), elements: endpointElements(ep), seen: 0 };
+  return {
+    input: copyEndpoint(input),
+    hostIf: ep.hostIf,
+    address: ep.address,
+    address6: ep.address6,
+    claims: claimKeys(ep),
+    elements: endpointElements(ep),
+    seen: 0,
+  };
 }
 
-/**
- * The host ports an endpoint holds, as checkDnatConflicts sees them: `a PROTO PORT` on every
- * address, `b IP PROTO PORT` on one address.
- */
-function claimKeys(ep: EndpointPlan): string[] {
-  const out: string[] = [];
-  for (const { exposure: x, kind } of ep.exposures) {
-    if (kind === 'skipped') continue;
-    for (let p = x.hostPort; p <= x.hostPortEnd; p++) {
-      out.push(kind === 'all' ? `a ${x.proto} ${p}` : `b ${x.hostIp} ${x.proto} ${p}`);
-    }
-  }
-  return out;
-}
-
-/** `b IP PROTO PORT` → `PROTO PORT`. */
-function boundPort(key: string): string {
-  const parts = key.split(' ');
-  return `${parts[2]} ${parts[3]}`;
+/** What no two endpoints may share besides host ports: the veth name and the addresses. */
+function identityKeys(entry: Entry): string[] {
+  const keys = [`if ${entry.hostIf}`, `ip ${entry.address}`];
+  if (entry.address6 !== undefined) keys.push(`ip6 ${entry.address6}`);
+  return keys;
 }
 
 function networksKey(networks: NetworkPlan[]): string {
-  return JSON.stringify(networks.map((n) => [n.id, n.index, n.pools.map((p) => p.text), n.icc, n.masquerade]));
+  return JSON.stringify(
+    networks.map((n) => [n.id, n.index, n.pools.map((p) => p.text), n.pools6.map((p) => p.text), n.icc, n.masquerade]),
+  );
 }
 
 function copyEndpoint(e: FirewallEndpoint): FirewallEndpoint {
@@ -298,12 +304,13 @@ function copyEndpoint(e: FirewallEndpoint): FirewallEndpoint {
     networkId: e.networkId,
     hostIf: e.hostIf,
     address: e.address,
-    exposures: e.exposures.map((x) => ({ ...x })),
+    ...(e.address6 !== undefined ? { address6: e.address6 } : {}),
+    exposures: e.exposures.map((x) => ({ ...x, ...(x.sources !== undefined ? { sources: [...x.sources] } : {}) })),
   };
 }
 
 function sameEndpoint(a: FirewallEndpoint, b: FirewallEndpoint): boolean {
-  if (a.networkId !== b.networkId || a.hostIf !== b.hostIf || a.address !== b.address) return false;
+  if (a.networkId !== b.networkId || a.hostIf !== b.hostIf || a.address !== b.address || a.address6 !== b.address6) return false;
   if (a.exposures.length !== b.exposures.length) return false;
   for (let i = 0; i < a.exposures.length; i++) if (!sameExposure(a.exposures[i]!, b.exposures[i]!)) return false;
   return true;
@@ -316,6 +323,13 @@ function sameExposure(a: ResolvedExposure, b: ResolvedExposure): boolean {
     a.containerPort === b.containerPort &&
     a.containerPortEnd === b.containerPortEnd &&
     a.proto === b.proto &&
-    (a.hostIp ?? '') === (b.hostIp ?? '')
+    (a.hostIp ?? '') === (b.hostIp ?? '') &&
+    a.hostIface === b.hostIface &&
+    sameList(a.sources, b.sources)
   );
+}
+
+function sameList(a: string[] | undefined, b: string[] | undefined): boolean {
+  if (a === undefined || b === undefined) return a === b;
+  return a.length === b.length && a.every((v, i) => v === b[i]);
 }

@@ -1,4 +1,6 @@
+import { canonicalIp } from '../../expose/hostip.js';
 import type { Proto } from '../../expose/types.js';
+import { parseCidr, parseIp, formatCidr, formatIp, cidrFirst, cidrLast } from '../../ipam/address.js';
 
 /**
  * Validation of every value that ends up in the nft script. The script is fed to `nft -f -`, so a
@@ -63,6 +65,81 @@ export function cidr4(text: string): Cidr4 {
   const size = 2 ** (32 - len);
   const first = Math.floor(ipv4ToInt(text.slice(0, slash)) / size) * size;
   return { first, last: first + size - 1, text: `${intToIpv4(first)}/${len}` };
+}
+
+export type Family = 4 | 6;
+
+/** Canonical IPv6 address text (RFC 5952, as nft and Go print it). */
+export function ipv6(text: string): string {
+  let ip;
+  try {
+    ip = parseIp(text, 'address');
+  } catch {
+    throw new FirewallModelError(`not an IPv6 address: ${JSON.stringify(text)}`);
+  }
+  if (ip.family !== 6) throw new FirewallModelError(`not an IPv6 address: ${JSON.stringify(text)}`);
+  return formatIp(ip);
+}
+
+/** An IPv6 address as 32 hex digits: string order is numeric order, without bigint comparisons. */
+export function ipv6SortKey(text: string): string {
+  return parseIp(text, 'address').value.toString(16).padStart(32, '0');
+}
+
+/**
+ * A host IP of an exposure in the one spelling the state and Docker use (see expose/hostip.ts),
+ * so that `::ffff:198.51.100.1` lands in the IPv4 maps and `0:0::1` is loopback.
+ */
+export function hostIp(text: string): string {
+  const canonical = canonicalIp(text);
+  if (canonical === undefined) throw new FirewallModelError(`not an IP address: ${JSON.stringify(text)}`);
+  return canonical;
+}
+
+export function isLoopbackIp(canonical: string): boolean {
+  return isIpv6(canonical) ? canonical === '::1' : isLoopbackIpv4(canonical);
+}
+
+/** A CIDR of either family, for the IPv6 pools and the source allowlists. */
+export interface AnyCidr {
+  family: Family;
+  first: bigint;
+  last: bigint;
+  prefix: number;
+  /** Canonical text, host bits cleared. */
+  text: string;
+}
+
+export function anyCidr(text: string, what: string): AnyCidr {
+  let c;
+  try {
+    // A bare address is one host: the allowlist grammar stores `198.51.100.7` as is.
+    c = text.includes('/') ? parseCidr(text, what) : parseCidr(`${text}/${text.includes(':') ? 128 : 32}`, what);
+  } catch (err) {
+    throw new FirewallModelError(err instanceof Error ? err.message : `${what} ${JSON.stringify(text)} is not a CIDR`);
+  }
+  return { family: c.family, first: cidrFirst(c), last: cidrLast(c), prefix: c.prefix, text: formatCidr(c) };
+}
+
+export function cidr6(text: string): AnyCidr {
+  const c = anyCidr(text, 'IPv6 pool');
+  if (c.family !== 6) throw new FirewallModelError(`not an IPv6 CIDR: ${JSON.stringify(text)}`);
+  return c;
+}
+
+/**
+ * Host interface of an interface-bound exposure. The kernel allows any 1-15 bytes but '/', ':' and
+ * whitespace; portnet allows the usual subset only, since the name is pasted into the script.
+ */
+const IFACE = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,14}$/;
+
+export function ifaceName(text: string): string {
+  if (!IFACE.test(text)) {
+    throw new FirewallModelError(
+      `host interface ${JSON.stringify(text)} is not 1-15 characters of A-Z a-z 0-9 _ . - (not starting with - or .)`,
+    );
+  }
+  return text;
 }
 
 /** Host side of an endpoint veth: exactly what the link adapter makes, nothing that needs quoting. */

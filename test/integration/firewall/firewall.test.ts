@@ -16,8 +16,8 @@ import { HOST, HOST_IP, HOST_IP_2, OUTSIDE_IP, World, type ProbeResult, type Whe
 const world = new World();
 const firewall = new NftFirewall({ run: world.hostRunner });
 
-const NET_A = { id: 'a'.repeat(64), index: 1, pools: ['198.18.1.0/24'], icc: true, masquerade: true };
-const NET_B = { id: 'b'.repeat(64), index: 2, pools: ['198.18.2.0/24'], icc: false, masquerade: false };
+const NET_A = { id: 'a'.repeat(64), index: 1, pools: ['198.18.1.0/24'], pools6: [], icc: true, masquerade: true };
+const NET_B = { id: 'b'.repeat(64), index: 2, pools: ['198.18.2.0/24'], pools6: [], icc: false, masquerade: false };
 
 const C1 = { name: 'c1', hostIf: 'pna1000000001', address: '198.18.1.2', net: NET_A };
 const C2 = { name: 'c2', hostIf: 'pna1000000002', address: '198.18.1.3', net: NET_A };

@@ -15,7 +15,7 @@ const run: CommandRunner = (program, args, input) => runCommand('ip', ['netns', 
 const incremental = new NftFirewall({ run, dockerUser: false, table: 'portnet_inc' });
 const reference = new NftFirewall({ run, dockerUser: false, table: 'portnet_ref', incremental: false });
 
-const net = (index: number, pools: string[], icc = true) => ({ id: `${index}`.repeat(64), index, pools, icc, masquerade: index % 2 === 1 });
+const net = (index: number, pools: string[], icc = true) => ({ id: `${index}`.repeat(64), index, pools, pools6: [] as string[], icc, masquerade: index % 2 === 1 });
 const N1 = net(1, ['198.18.1.0/24']);
 const N2 = net(2, ['198.18.2.0/24', '198.18.3.0/25'], false);
 
@@ -93,6 +93,23 @@ describe.sequential('incremental apply on a real kernel', () => {
 
   it('changes networks (pools, icc, masquerade) as deltas too', async () => {
     await applyBoth({ networks: [N1, { ...N2, icc: true, masquerade: true }], endpoints: [b, c] });
+    expect(incremental.lastApply.kind).toBe('delta');
+    await applyBoth({ networks: [N1], endpoints: [b] });
+    expect(incremental.lastApply.kind).toBe('delta');
+  });
+
+  it('allowlists, interface bindings and IPv6 change as deltas too (interval sets included)', async () => {
+    const D = { ...net(4, ['198.18.4.0/24']), pools6: ['2001:db8:4::/64'] };
+    const d1 = { ...ep(41, D, '198.18.4.2', [x('tcp', 8080, 80), { ...x('udp', 5353, 53), sources: ['10.0.0.0/8', '2001:db8:ff::/48'] }]), address6: '2001:db8:4::2' };
+    const d2 = ep(42, D, '198.18.4.3', [{ ...x('tcp', 8443, 443), hostIface: 'eth0', sources: ['192.0.2.0/24'] }, x('tcp', 8444, 444, '::1')]);
+    await applyBoth({ networks: [N1, D], endpoints: [b, d1, d2] });
+    expect(incremental.lastApply.kind).toBe('delta');
+    // Widen one list, narrow another, move a v6 binding: deletes and adds in the pipapo sets.
+    const d1b = { ...d1, exposures: [x('tcp', 8080, 80, '2001:db8::1'), { ...x('udp', 5353, 53), sources: ['10.0.0.0/9', '10.128.0.0/9', '198.51.100.7/32'] }] };
+    const d2b = { ...d2, address6: '2001:db8:4::3', exposures: [{ ...x('tcp', 8443, 443), hostIface: 'eth1', sources: ['192.0.2.0/25', '2001:db8::/32'] }] };
+    await applyBoth({ networks: [N1, D], endpoints: [b, d1b, d2b] });
+    expect(incremental.lastApply.kind).toBe('delta');
+    await applyBoth({ networks: [N1, D], endpoints: [b, d1] });
     expect(incremental.lastApply.kind).toBe('delta');
     await applyBoth({ networks: [N1], endpoints: [b] });
     expect(incremental.lastApply.kind).toBe('delta');

@@ -3,6 +3,7 @@
 // check where a connection landed and whether its source address was kept or translated.
 //
 //   serve LABEL tcp:80,5000-5004 udp:53   -> prints "ready"; then one JSON line per connection/datagram
+//                                            (tcp6:/udp6: listen on IPv6 only, tcp:/udp: on IPv4 only)
 //   connect tcp|udp HOST PORT TIMEOUT_MS [LOCAL_ADDRESS]
 //                                         -> prints {"result":"ok","reply":"LABEL PEER LOCALPORT"}
 //                                            or {"result":"timeout"} / {"result":"refused"} / {"result":"error",...}
@@ -26,21 +27,23 @@ async function serve(label, specs) {
   const pending = [];
   for (const spec of specs) {
     const [proto, list] = spec.split(':');
+    const v6 = proto.endsWith('6');
+    const host = v6 ? '::' : '0.0.0.0';
     for (const port of ports(list)) {
-      if (proto === 'tcp') {
+      if (proto.startsWith('tcp')) {
         const server = net.createServer((socket) => {
           log({ proto, port, peer: socket.remoteAddress });
           socket.end(`${label} ${socket.remoteAddress} ${socket.localPort}\n`);
           socket.on('error', () => {});
         });
-        pending.push(new Promise((resolve) => server.listen(port, '0.0.0.0', resolve)));
+        pending.push(new Promise((resolve) => server.listen({ port, host, ipv6Only: v6 }, resolve)));
       } else {
-        const socket = dgram.createSocket('udp4');
+        const socket = dgram.createSocket({ type: v6 ? 'udp6' : 'udp4', ipv6Only: v6 });
         socket.on('message', (_msg, rinfo) => {
           log({ proto, port, peer: rinfo.address });
           socket.send(`${label} ${rinfo.address} ${port}\n`, rinfo.port, rinfo.address);
         });
-        pending.push(new Promise((resolve) => socket.bind(port, '0.0.0.0', resolve)));
+        pending.push(new Promise((resolve) => socket.bind(port, host, resolve)));
       }
     }
   }
@@ -63,7 +66,7 @@ function connect(proto, host, port, timeoutMs, localAddress) {
     socket.on('end', () => done({ result: 'ok', reply: reply.trim() }));
     socket.on('error', fail);
   } else {
-    const socket = dgram.createSocket('udp4');
+    const socket = dgram.createSocket(host.includes(':') ? 'udp6' : 'udp4');
     socket.on('error', fail);
     socket.on('message', (msg) => done({ result: 'ok', reply: msg.toString().trim() }));
     // Connected, so an ICMP port-unreachable comes back as ECONNREFUSED instead of a timeout.

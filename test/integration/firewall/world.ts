@@ -13,6 +13,11 @@ import type { CommandRunner } from '../../../src/dataplane/dockerUser.js';
  *   host NS (pn<11 hex> per container, /32 route, proxy_arp; "tout" 198.51.100.1+.3/24)
  *        |  veth
  *   outside NS (eth0 198.51.100.2/24, a route to 198.18.0.0/15 via the host, nothing else)
+ *
+ * build({ ipv6: true }) adds IPv6 (2001:db8:100::/64 on the outside link, v6 forwarding, and per
+ * container a /128 with fe80::1 as gateway, as the link adapter makes them); build({ other: true })
+ * adds a second outside namespace on a second host interface ("tout2", 198.51.100.128/25 and
+ * 2001:db8:200::/64), for interface binding and for clients that are not on the allowlist.
  */
 
 const PROBE = fileURLToPath(new URL('./netprobe.mjs', import.meta.url));
@@ -23,6 +28,19 @@ export const OUTSIDE = `${PREFIX}out`;
 export const HOST_IP = '198.51.100.1';
 export const HOST_IP_2 = '198.51.100.3';
 export const OUTSIDE_IP = '198.51.100.2';
+export const HOST_IP6 = '2001:db8:100::1';
+export const HOST_IP6_2 = '2001:db8:100::3';
+export const OUTSIDE_IP6 = '2001:db8:100::2';
+export const OTHER = `${PREFIX}other`;
+export const HOST_OTHER_IP = '198.51.100.129';
+export const OTHER_IP = '198.51.100.130';
+export const HOST_OTHER_IP6 = '2001:db8:200::1';
+export const OTHER_IP6 = '2001:db8:200::2';
+
+export interface WorldOptions {
+  ipv6?: boolean;
+  other?: boolean;
+}
 
 export type Where = 'host' | 'outside' | string;
 
@@ -48,7 +66,10 @@ export class World {
   readonly hostRunner: CommandRunner = (program, args, input) =>
     runCommand('ip', ['netns', 'exec', HOST, program, ...args], input);
 
-  async build(): Promise<void> {
+  private ipv6 = false;
+
+  async build(options: WorldOptions = {}): Promise<void> {
+    this.ipv6 = options.ipv6 === true;
     await this.destroyLeftovers();
     await this.netns(HOST);
     await this.sysctl(HOST, 'net.ipv4.ip_forward', '1');
@@ -67,12 +88,41 @@ export class World {
     // Like a real host's default gateway. It also matters to the containers: proxy_arp answers for
     // 169.254.1.1 only if the host has a route to it through another interface.
     await ip('-n', HOST, 'route', 'add', 'default', 'via', OUTSIDE_IP, 'dev', 'tout');
+
+    if (this.ipv6) {
+      await this.sysctl(HOST, 'net.ipv6.conf.all.forwarding', '1');
+      await ip('-n', HOST, 'route', 'add', 'unreachable', '2001:db8::/32', 'metric', '4000');
+      await ip('-n', HOST, 'addr', 'add', `${HOST_IP6}/64`, 'dev', 'tout', 'nodad');
+      // Deprecated, so that the kernel never picks it as a source (masquerade, the host's own connections).
+      await ip('-n', HOST, 'addr', 'add', `${HOST_IP6_2}/64`, 'dev', 'tout', 'nodad', 'preferred_lft', '0');
+      await ip('-n', OUTSIDE, 'addr', 'add', `${OUTSIDE_IP6}/64`, 'dev', 'eth0', 'nodad');
+      await ip('-n', OUTSIDE, 'route', 'add', '2001:db8:1::/48', 'via', HOST_IP6);
+    }
+    if (options.other) {
+      await this.netns(OTHER);
+      await ip('-n', HOST, 'link', 'add', 'tout2', 'type', 'veth', 'peer', 'name', 'eth0', 'netns', OTHER);
+      await ip('-n', HOST, 'addr', 'add', `${HOST_OTHER_IP}/25`, 'dev', 'tout2');
+      await ip('-n', HOST, 'link', 'set', 'tout2', 'up');
+      await ip('-n', OTHER, 'addr', 'add', `${OTHER_IP}/25`, 'dev', 'eth0');
+      await ip('-n', OTHER, 'link', 'set', 'eth0', 'up');
+      // The pools, and the host's addresses on the first link (to test packets for them arriving here).
+      await ip('-n', OTHER, 'route', 'add', '198.18.0.0/15', 'via', HOST_OTHER_IP);
+      await ip('-n', OTHER, 'route', 'add', '198.51.100.0/25', 'via', HOST_OTHER_IP);
+      if (this.ipv6) {
+        await ip('-n', HOST, 'addr', 'add', `${HOST_OTHER_IP6}/64`, 'dev', 'tout2', 'nodad');
+        await ip('-n', OTHER, 'addr', 'add', `${OTHER_IP6}/64`, 'dev', 'eth0', 'nodad');
+        await ip('-n', OTHER, 'route', 'add', '2001:db8:1::/48', 'via', HOST_OTHER_IP6);
+        await ip('-n', OTHER, 'route', 'add', '2001:db8:100::/64', 'via', HOST_OTHER_IP6);
+      }
+    }
   }
 
   /** A "container": its own namespace whose eth0 is the peer of host veth `hostIf`. */
-  async container(name: string, hostIf: string, address: string): Promise<void> {
+  async container(name: string, hostIf: string, address: string, address6?: string): Promise<void> {
     const ns = PREFIX + name;
     await this.netns(ns);
+    // No duplicate address detection on the link-local address the kernel gives eth0: tests start at once.
+    if (address6 !== undefined) await this.sysctl(ns, 'net.ipv6.conf.default.accept_dad', '0');
     await ip('-n', HOST, 'link', 'add', hostIf, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', ns);
     await ip('-n', HOST, 'link', 'set', hostIf, 'up');
     await ip('-n', HOST, 'route', 'add', `${address}/32`, 'dev', hostIf);
@@ -85,6 +135,19 @@ export class World {
     await ip('-n', ns, 'link', 'set', 'eth0', 'up');
     await ip('-n', ns, 'route', 'add', '169.254.1.1', 'dev', 'eth0', 'scope', 'link');
     await ip('-n', ns, 'route', 'add', 'default', 'via', '169.254.1.1', 'dev', 'eth0', 'onlink');
+    if (address6 !== undefined) {
+      // What the link adapter does for a v6 endpoint: link-local gateway, a /128 route, and a
+      // local ::1 route so that replies un-NATed to ::1 ([::1] exposures) are accepted.
+      await this.sysctl(HOST, `net.ipv6.conf.${hostIf}.accept_ra`, '0');
+      await ip('-n', HOST, 'addr', 'add', 'fe80::1/64', 'dev', hostIf, 'nodad');
+      await ip('-n', HOST, 'route', 'add', `${address6}/128`, 'dev', hostIf);
+      await ip('-n', HOST, '-6', 'route', 'add', 'local', '::1', 'dev', hostIf, 'table', 'local');
+      await ip('-n', ns, 'addr', 'add', `${address6}/128`, 'dev', 'eth0', 'nodad');
+      await ip('-n', ns, '-6', 'route', 'add', 'default', 'via', 'fe80::1', 'dev', 'eth0');
+    } else if (this.ipv6) {
+      // An IPv4-only endpoint: the link adapter turns IPv6 off on its veth.
+      await this.sysctl(HOST, `net.ipv6.conf.${hostIf}.disable_ipv6`, '1');
+    }
   }
 
   /** Starts a netprobe server in `where`; resolves once every port listens. */

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { FakeConntrack } from '../../../src/dataplane/conntrack.js';
 import type { CommandRunner } from '../../../src/dataplane/dockerUser.js';
 import { CommandError } from '../../../src/dataplane/exec.js';
 import { FakeFirewall } from '../../../src/dataplane/fakeFirewall.js';
@@ -6,7 +7,7 @@ import { NftError, NftFirewall } from '../../../src/dataplane/nft/apply.js';
 import { renderRuleset } from '../../../src/dataplane/nft/render.js';
 import { FirewallModelError } from '../../../src/dataplane/nft/syntax.js';
 import { FakeIptables } from './fakeIptables.js';
-import { GOLDEN_MODELS, endpoint, network, tcp } from './fixtures.js';
+import { GOLDEN_MODELS, endpoint, network, tcp, udp } from './fixtures.js';
 
 interface Call {
   program: string;
@@ -219,6 +220,80 @@ describe('NftFirewall, incremental', () => {
     await fw.remove();
     await fw.apply(base);
     expect(fw.lastApply.kind).toBe('replace');
+  });
+});
+
+describe('NftFirewall and UDP conntrack', () => {
+  const net = network(1);
+  const tcpOnly = { networks: [net], endpoints: [endpoint(net, 1, [tcp(8080, 80)])] };
+  const withUdp = { networks: [net], endpoints: [endpoint(net, 1, [tcp(8080, 80), udp(5353, 53), udp(5454, 54, '198.51.100.1')])] };
+
+  it('flushes the UDP host ports a delta added or removed, after the transaction', async () => {
+    const order: string[] = [];
+    const sys = fakeSystem(async () => {
+      order.push('nft');
+      return '';
+    });
+    const conntrack = new FakeConntrack();
+    const flush = conntrack.flushUdp.bind(conntrack);
+    conntrack.flushUdp = async (targets) => {
+      order.push('flush');
+      return flush(targets);
+    };
+    const fw = new NftFirewall({ run: sys.run, dockerUser: false, conntrack });
+    await fw.apply(tcpOnly);
+    expect(conntrack.calls).toEqual([]);
+    await fw.apply(withUdp);
+    expect(conntrack.calls).toEqual([[{ family: 4, port: 5353 }, { family: 4, port: 5454, hostIp: '198.51.100.1' }]]);
+    await fw.apply(tcpOnly);
+    expect(conntrack.calls[1]).toEqual([{ family: 4, port: 5353 }, { family: 4, port: 5454, hostIp: '198.51.100.1' }]);
+    expect(order).toEqual(['nft', 'nft', 'flush', 'nft', 'flush']);
+    // A TCP-only change flushes nothing.
+    await fw.apply({ networks: [net], endpoints: [endpoint(net, 1, [tcp(8081, 80)])] });
+    expect(conntrack.calls).toHaveLength(2);
+  });
+
+  it('a failing flush is logged, never thrown', async () => {
+    const sys = fakeSystem();
+    const conntrack = new FakeConntrack();
+    conntrack.failWith = new Error('netlink says no');
+    const warnings: string[] = [];
+    const logger = { warn: (obj: object, msg: string) => warnings.push(`${msg} ${JSON.stringify(obj)}`) };
+    const fw = new NftFirewall({ run: sys.run, dockerUser: false, conntrack, logger });
+    await fw.apply(tcpOnly);
+    await expect(fw.apply(withUdp)).resolves.toBeUndefined();
+    expect(fw.lastApply.kind).toBe('delta');
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]).toContain('netlink says no');
+  });
+
+  it('also flushes when a refused delta fell back to replacing the table', async () => {
+    let refuse = false;
+    const sys = fakeSystem(async (input) => {
+      if (refuse && input.startsWith('# portnet firewall change')) throw new CommandError('nft -f -', 1, '/dev/stdin:2:1-10: Error: No such file or directory');
+      return '';
+    });
+    const conntrack = new FakeConntrack();
+    const fw = new NftFirewall({ run: sys.run, dockerUser: false, conntrack });
+    await fw.apply(tcpOnly);
+    refuse = true;
+    await fw.apply(withUdp);
+    expect(fw.lastApply.kind).toBe('replace');
+    expect(conntrack.targets.map((t) => t.port)).toEqual([5353, 5454]);
+  });
+
+  it('does not flush when the transaction failed', async () => {
+    let fail = false;
+    const sys = fakeSystem(async () => {
+      if (fail) throw new CommandError('nft -f -', 1, 'Error: boom');
+      return '';
+    });
+    const conntrack = new FakeConntrack();
+    const fw = new NftFirewall({ run: sys.run, dockerUser: false, conntrack });
+    await fw.apply(tcpOnly);
+    fail = true;
+    await expect(fw.apply(withUdp)).rejects.toBeInstanceOf(NftError);
+    expect(conntrack.calls).toEqual([]);
   });
 });
 

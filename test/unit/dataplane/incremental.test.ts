@@ -112,8 +112,14 @@ describe('TableContents', () => {
 
   it('agrees with the full ruleset over random sequences of models (valid or not)', () => {
     // A small universe so that sequences revisit, move and clash ports and addresses often.
-    const networks: FirewallNetwork[] = [net1, net2, network(3, { pools: ['198.18.3.0/24', '198.18.4.0/25'] })];
-    const hostIps = [undefined, '198.51.100.1', '198.51.100.2', '127.0.0.1', '::1'];
+    const networks: FirewallNetwork[] = [
+      net1,
+      net2,
+      network(3, { pools: ['198.18.3.0/24', '198.18.4.0/25'], pools6: ['2001:db8:3::/64', '2001:db8:4::/64'] }),
+    ];
+    const hostIps = [undefined, '0.0.0.0', '::', '198.51.100.1', '198.51.100.2', '127.0.0.1', '::1', '2001:db8::1'];
+    const ifaces = [undefined, undefined, 'eth0', 'eth1'];
+    const sourceLists = [undefined, undefined, ['10.0.0.0/8'], ['10.0.0.0/8', '10.1.0.0/16', '2001:db8:ff::/48'], ['0.0.0.0/0', '::/0']];
     const exposure: fc.Arbitrary<ResolvedExposure> = fc
       .record({
         proto: fc.constantFrom('tcp', 'udp', 'sctp') as fc.Arbitrary<ResolvedExposure['proto']>,
@@ -121,8 +127,13 @@ describe('TableContents', () => {
         container: fc.integer({ min: 80, max: 84 }),
         length: fc.integer({ min: 1, max: 3 }),
         hostIp: fc.constantFrom(...hostIps),
+        iface: fc.constantFrom(...ifaces),
+        sources: fc.constantFrom(...sourceLists),
       })
-      .map((x) => port(x.proto, x.host, x.host + x.length - 1, x.container, x.container + x.length - 1, x.hostIp));
+      .map((x) => {
+        const base = port(x.proto, x.host, x.host + x.length - 1, x.container, x.container + x.length - 1, x.iface ? undefined : x.hostIp);
+        return { ...base, ...(x.iface ? { hostIface: x.iface } : {}), ...(x.sources ? { sources: x.sources } : {}) };
+      });
     const ep: fc.Arbitrary<FirewallEndpoint> = fc
       .record({
         slot: fc.integer({ min: 1, max: 6 }),
@@ -130,12 +141,15 @@ describe('TableContents', () => {
         addressSlot: fc.integer({ min: 1, max: 6 }),
         exposures: fc.array(exposure, { maxLength: 3 }),
         badAddress: fc.boolean(),
+        v6: fc.boolean(),
       })
       .map((r) => {
         const net = networks[r.net]!;
         const e = endpoint(net, r.slot, r.exposures);
         // Addresses independent of the slot, so that two endpoints can want the same one.
-        return { ...e, address: r.badAddress && r.addressSlot === 6 ? '198.18.9.9' : `198.18.${net.index}.${r.addressSlot + 1}` };
+        const address = r.badAddress && r.addressSlot === 6 ? '198.18.9.9' : `198.18.${net.index}.${r.addressSlot + 1}`;
+        // On the IPv4-only networks an IPv6 address is invalid: that exercises the refusals too.
+        return { ...e, address, ...(r.v6 ? { address6: `2001:db8:3::${r.addressSlot + 1}` } : {}) };
       });
     const model: fc.Arbitrary<FirewallModel> = fc.record({
       networks: fc.subarray(networks, { minLength: 1 }),
