@@ -1,6 +1,7 @@
 import type { Server } from 'node:http';
 import { loadConfig } from '../config.js';
 import { IprouteLinks } from '../dataplane/iprouteLinks.js';
+import { ConntrackCli } from '../dataplane/conntrack.js';
 import { NftFirewall } from '../dataplane/nft/apply.js';
 import { dockerodeSource } from '../docker/names.js';
 import { createLogger } from '../logging.js';
@@ -19,7 +20,8 @@ export async function serveCommand(args: string[]): Promise<void> {
   const store = SqliteStore.open(config.stateDir);
   const release = acquirePidLock(config.stateDir);
   const links = new IprouteLinks('ip', 'nsenter', config.sysctlNetDir);
-  const firewall = new NftFirewall();
+  const firewallLog = log.child({ part: 'firewall' });
+  const firewall = new NftFirewall({ conntrack: new ConntrackCli({ logger: firewallLog }), logger: firewallLog });
   const metrics = new Metrics();
   // First, so that a port already in use fails the start before the kernel is touched.
   let metricsServer: Server | undefined;

@@ -1,5 +1,5 @@
 import { udpFlushTargets, type Conntrack, type WarnLogger } from '../conntrack.js';
-import { ensureDockerUserRules, removeDockerUserRules, type CommandRunner } from '../dockerUser.js';
+import { ensureDockerUserRules, ensureDockerUserRules6, removeDockerUserRules, removeDockerUserRules6, type CommandRunner } from '../dockerUser.js';
 import { CommandError, runCommand } from '../exec.js';
 import type { Firewall, FirewallModel } from '../model.js';
 import type { Element } from './elements.js';
@@ -114,7 +114,11 @@ export class NftFirewall implements Firewall {
         await this.replace(model);
       }
       // After the table, so the accepts never exist without the filtering behind them.
-      if (this.dockerUser) await ensureDockerUserRules(this.dockerUser);
+      if (this.dockerUser) {
+        await ensureDockerUserRules(this.dockerUser);
+        // Only IPv6 traffic meets ip6tables' FORWARD: without a v6 pool there is nothing to let through.
+        if (model.networks.some((n) => n.pools6.length > 0)) await ensureDockerUserRules6(this.dockerUser);
+      }
     });
   }
 
@@ -152,7 +156,10 @@ export class NftFirewall implements Firewall {
   remove(): Promise<void> {
     return this.serialize(async () => {
       this.installed = undefined;
-      if (this.dockerUser) await removeDockerUserRules(this.dockerUser);
+      if (this.dockerUser) {
+        await removeDockerUserRules(this.dockerUser);
+        await removeDockerUserRules6(this.dockerUser);
+      }
       await this.transaction(renderRemoval(this.renderOptions()));
     });
   }

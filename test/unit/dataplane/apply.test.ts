@@ -37,6 +37,17 @@ describe('NftFirewall', () => {
     expect(sys.iptables.rules('DOCKER-USER').length).toBeGreaterThan(0);
   });
 
+  it('asserts the ip6tables DOCKER-USER accepts only while a network has an IPv6 pool', async () => {
+    const sys = fakeSystem();
+    await new NftFirewall({ run: sys.run }).apply(MODEL);
+    expect(sys.calls.some((c) => c.program === 'ip6tables')).toBe(false);
+    const dual = GOLDEN_MODELS['dual-stack']!;
+    expect(dual.networks.some((n) => n.pools6.length > 0)).toBe(true);
+    const sys6 = fakeSystem();
+    await new NftFirewall({ run: sys6.run }).apply(dual);
+    expect(sys6.calls.filter((c) => c.program === 'ip6tables').map((c) => c.args.slice(2))).toContainEqual(['-t', 'filter', '-S']);
+  });
+
   it("reports nft's message with the line of the ruleset it refused, and skips iptables", async () => {
     const stderr = '/dev/stdin:31:3-9: Error: Could not process rule: No such file or directory\n\tcomment "x"\n\t^^^^^^^\n';
     const sys = fakeSystem(async () => {
