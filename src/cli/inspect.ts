@@ -60,7 +60,7 @@ export interface NftView {
   sets: NftSetView[];
 }
 
-const NETWORK_SETS = new Set(['pools', 'masquerade_pools', 'icc_pairs']);
+const NETWORK_SETS = new Set(['pools', 'masquerade_pools', 'icc_pairs'].flatMap((n) => [n, `${n}6`]));
 
 /**
  * The live elements (and the rules that read them) that implement one endpoint or network, beside
@@ -78,11 +78,11 @@ export function nftFor(target: Target, firewall: FirewallView, kernel: Pick<Kern
       endpoints: firewall.model.endpoints.filter((x) => x.id === e.id),
     };
     own = new Map([...expectedElements(model)].filter(([name]) => !NETWORK_SETS.has(name)));
-    tokens = new Set([e.address, e.hostIf]);
+    tokens = new Set([e.address, ...(e.address6 !== undefined ? [normalizeElement(e.address6)] : []), e.hostIf]);
   } else {
     const model: FirewallModel = { networks: firewall.model.networks.filter((n) => n.id === target.network.id), endpoints: [] };
     own = new Map([...expectedElements(model)].filter(([name]) => NETWORK_SETS.has(name)));
-    tokens = new Set(target.network.pools.map(normalizeElement));
+    tokens = new Set([...target.network.pools, ...target.network.pools6].map(normalizeElement));
   }
   const view: NftView = { table: firewall.table, sets: [] };
   if (!kernel.table) {

@@ -1,12 +1,15 @@
 import type { FirewallModel } from '../dataplane/model.js';
-import { planRuleset, type ServiceKey } from '../dataplane/nft/plan.js';
+import { SETS, elementText, planElements } from '../dataplane/nft/elements.js';
+import { planRuleset } from '../dataplane/nft/plan.js';
 import { renderRuleset } from '../dataplane/nft/render.js';
+import { bitsOf, formatIp, parseIp } from '../ipam/address.js';
+import type { Ip } from '../ipam/types.js';
 
 /**
  * `nft -j list table inet portnet` made readable, and what the table should hold according to the
  * plugin's firewall model, in the same text form so the two can be compared element by element.
- * Element text follows nft's own syntax without quotes: `pn3f2a1b2c3d4 . 198.18.1.2`,
- * `198.18.1.2 . tcp . 5000-5003`, `tcp . 8080 : 198.18.1.2 . 80`.
+ * Element text follows nft's own listing without quotes: `pn3f2a1b2c3d4 . 198.18.1.2`,
+ * `198.18.1.2 . tcp . 80`, `tcp . 8080 : 198.18.1.2 . 80`, `eth0 . tcp . 8080 . 10.0.0.0/8`.
  */
 
 export interface LiveSet {
@@ -28,25 +31,23 @@ export interface LiveTable {
   chains: Map<string, { name: string; hook?: string; rules: LiveRule[] }>;
 }
 
-/** What each set or map of render.ts is for, for `portnet inspect`. */
-export const SET_PURPOSE: Record<string, string> = {
-  pools: 'every pool of every portnet network',
-  masquerade_pools: 'pools masqueraded when leaving through a non-pn interface',
-  endpoint_sources: 'the only source address each pn veth may send from (anti-spoofing)',
-  icc_pairs: 'source pool . destination pool allowed on any port (icc on)',
-  exposed_direct: 'open from anywhere on the container address (exposures on all host addresses)',
-  exposed_dnat: 'open once portnet has DNATed to it',
-  loopback_exposures: 'host address . proto . port for the host\'s own processes only (dropped from elsewhere)',
-  hairpin_self: 'container reaching its own exposure through a host address: SNAT',
-  dnat_any: 'exposures on all host addresses: proto . host port -> container address . port',
-  dnat_bound: 'exposures bound to one host address: address . proto . host port -> container address . port',
-};
+/** The `# …` line render.ts writes above a set, as it reads after `set NAME: ` in `portnet inspect`. */
+function purpose(why: string): string {
+  const text = why.endsWith('.') ? why.slice(0, -1) : why;
+  // Lower-case a sentence's first word, but not an acronym such as the "IPv6:" of the v6 twins.
+  return /^[A-Z][a-z]/.test(text) ? `${text.charAt(0).toLowerCase()}${text.slice(1)}` : text;
+}
+
+/** What each set or map of the table is for, for `portnet inspect`. */
+export const SET_PURPOSE: Record<string, string> = Object.fromEntries(SETS.map((s) => [s.name, purpose(s.why)]));
 
 type Json = unknown;
 
 function isObject(x: Json): x is Record<string, Json> {
   return x !== null && typeof x === 'object' && !Array.isArray(x);
 }
+
+const UNQUALIFIED_META = new Set(['iif', 'oif', 'iifname', 'oifname', 'iifgroup', 'oifgroup']);
 
 /** An nft JSON expression as nft would print it (the subset portnet's table uses; anything else as JSON). */
 export function formatExpr(x: Json, quoteStrings = false): string {
@@ -59,15 +60,25 @@ export function formatExpr(x: Json, quoteStrings = false): string {
   if (Array.isArray(x.range)) return `${formatExpr(x.range[0])}-${formatExpr(x.range[1])}`;
   if (Array.isArray(x.concat)) return x.concat.map((e) => formatExpr(e, quoteStrings)).join(' . ');
   if (Array.isArray(x.set)) return `{ ${x.set.map((e) => formatExpr(e, quoteStrings)).join(', ')} }`;
-  if (isObject(x.payload)) return `${formatExpr(x.payload.protocol)} ${formatExpr(x.payload.field)}`;
+  if (isObject(x.payload)) {
+    const p = x.payload;
+    if (p.protocol === undefined) return `@${formatExpr(p.base)},${formatExpr(p.offset)},${formatExpr(p.len)}`;
+    return `${formatExpr(p.protocol)} ${formatExpr(p.field)}`;
+  }
   if (isObject(x.meta)) {
     const key = String(x.meta.key);
-    return ['iifname', 'oifname', 'iif', 'oif', 'mark'].includes(key) ? key : `meta ${key}`;
+    // nft's meta_key_is_unqualified: these print without `meta`, every other key (nfproto, mark…) with it.
+    return UNQUALIFIED_META.has(key) ? key : `meta ${key}`;
   }
-  if (isObject(x.ct)) return `ct ${formatExpr(x.ct.key)}`;
+  if (isObject(x.ct)) {
+    // `ct original ip saddr`: direction and family only appear for keys that need them.
+    const parts = [x.ct.dir, x.ct.family, x.ct.key].filter((p) => p !== undefined).map((p) => formatExpr(p));
+    return `ct ${parts.join(' ')}`;
+  }
   if (isObject(x.fib)) {
-    const flags = Array.isArray(x.fib.flags) ? x.fib.flags.map(String).join(' . ') : '';
-    return `fib ${flags} ${formatExpr(x.fib.result)}`;
+    // One flag may come as a plain string, several as a list: `fib daddr . iif type`.
+    const flags = Array.isArray(x.fib.flags) ? x.fib.flags.map(String) : x.fib.flags === undefined ? [] : [String(x.fib.flags)];
+    return `fib ${flags.join(' . ')} ${formatExpr(x.fib.result)}`;
   }
   if (isObject(x.map)) return `${formatExpr(x.map.key)} map ${formatExpr(x.map.data)}`;
   return JSON.stringify(x);
@@ -158,32 +169,76 @@ export function parseNftTable(text: string): LiveTable {
   return table;
 }
 
-/** nft prints a /32 interval element as a bare address; compare in that form. */
+/**
+ * Element text in one spelling for both sides of a comparison: nft's listing (nft 1.0.6, checked on
+ * the kernel) and render.ts's script say the same element differently. Per field:
+ * - a quoted interface name (`"eth0"`, as the script writes it) loses its quotes, as nft lists it;
+ * - an address or prefix in RFC 5952 / dotted-quad form, host bits cleared; a /32 or /128 is the bare
+ *   address (nft lists a one-address interval so, in plain and concatenated interval sets alike);
+ * - an address range that is exactly one prefix becomes that prefix (nft lists an added
+ *   `10.0.0.0-10.255.255.255` as `10.0.0.0/8` and `0.0.0.0-255.255.255.255` as `0.0.0.0/0`); any
+ *   other range stays `first-last`.
+ * Everything else (protocols, ports, port ranges) is kept. Idempotent, so normalised text may pass again.
+ */
 export function normalizeElement(text: string): string {
-  return text.replace(/\b(\d{1,3}(?:\.\d{1,3}){3})\/32\b/g, '$1');
+  // Fields are joined by ` . ` and key from value by ` : `; IPv6's colons never have spaces around them.
+  return text
+    .split(/( [.:] )/)
+    .map((part, i) => (i % 2 === 1 ? part : normalizeField(part.trim())))
+    .join('');
 }
 
-function svc(k: ServiceKey): string {
-  const ports = k.ports.first === k.ports.last ? String(k.ports.first) : `${k.ports.first}-${k.ports.last}`;
-  return `${k.address} . ${k.proto} . ${ports}`;
+function tryIp(text: string): Ip | undefined {
+  try {
+    return parseIp(text, 'address');
+  } catch {
+    return undefined;
+  }
 }
 
-/** Every set and map element the table should hold for `model`, keyed by set name. */
+function prefixText(ip: Ip, len: number): string {
+  const bits = bitsOf(ip.family);
+  const hostMask = (1n << BigInt(bits - len)) - 1n;
+  const network = formatIp({ family: ip.family, value: ip.value & ~hostMask });
+  return len === bits ? network : `${network}/${len}`;
+}
+
+function normalizeField(field: string): string {
+  if (field.length >= 2 && field.startsWith('"') && field.endsWith('"')) return field.slice(1, -1);
+  const slash = field.indexOf('/');
+  if (slash >= 0) {
+    const ip = tryIp(field.slice(0, slash));
+    const lenText = field.slice(slash + 1);
+    if (!ip || !/^\d{1,3}$/.test(lenText) || Number(lenText) > bitsOf(ip.family)) return field;
+    return prefixText(ip, Number(lenText));
+  }
+  const dash = field.indexOf('-');
+  if (dash >= 0) {
+    const first = tryIp(field.slice(0, dash));
+    const last = tryIp(field.slice(dash + 1));
+    // Port ranges (`5000-5003`) are no addresses and stay as they are.
+    if (!first || !last || first.family !== last.family || last.value < first.value) return field;
+    const size = last.value - first.value + 1n;
+    if ((size & (size - 1n)) === 0n && (first.value & (size - 1n)) === 0n) {
+      return prefixText(first, bitsOf(first.family) - (size.toString(2).length - 1));
+    }
+    return `${formatIp(first)}-${formatIp(last)}`;
+  }
+  const ip = tryIp(field);
+  return ip ? formatIp(ip) : field;
+}
+
+/**
+ * Every set and map element the table should hold for `model`, keyed by set name (every set of the
+ * table, empty ones included). Taken from the very functions render.ts writes the elements with, so
+ * it cannot drift from the ruleset; normalizeElement drops the quotes nft's listing does not have.
+ */
 export function expectedElements(model: FirewallModel): Map<string, string[]> {
-  const plan = planRuleset(model);
-  const sets: Array<[string, string[]]> = [
-    ['pools', plan.pools],
-    ['masquerade_pools', plan.masqueradePools],
-    ['endpoint_sources', plan.endpointSources.map((s) => `${s.hostIf} . ${s.address}`)],
-    ['icc_pairs', plan.iccPairs.map(([a, b]) => `${a} . ${b}`)],
-    ['exposed_direct', plan.exposedDirect.map(svc)],
-    ['exposed_dnat', plan.exposedDnat.map(svc)],
-    ['loopback_exposures', plan.loopbackExposures.map(svc)],
-    ['hairpin_self', plan.hairpinSelf.map((a) => `${a} . ${a}`)],
-    ['dnat_any', plan.dnatAny.flatMap((g) => g.items.map((e) => `${e.proto} . ${e.hostPort} : ${e.address} . ${e.containerPort}`))],
-    ['dnat_bound', plan.dnatBound.flatMap((g) => g.items.map((e) => `${e.hostIp} . ${e.proto} . ${e.hostPort} : ${e.address} . ${e.containerPort}`))],
-  ];
-  return new Map(sets.map(([name, elements]) => [name, elements.map(normalizeElement)]));
+  const out = new Map<string, string[]>();
+  for (const [name, elements] of planElements(planRuleset(model))) {
+    out.set(name, elements.map((e) => normalizeElement(elementText(e))));
+  }
+  return out;
 }
 
 /** Chain name → number of rules, from the script render.ts makes for `model`. */
