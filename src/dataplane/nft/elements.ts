@@ -100,7 +100,7 @@ const BASE_SETS: readonly BaseSpec[] = [
   {
     name: 'exposed_direct_from',
     kind: 'set',
-    why: 'The same with an allowlist: container address . protocol . port . source range.',
+    why: 'Container address . protocol . port . source range of all-address exposures with an allowlist: open to those sources.',
     type: 'ADDR . inet_proto . inet_service . ADDR',
     interval: true,
   },
@@ -135,7 +135,7 @@ const BASE_SETS: readonly BaseSpec[] = [
   {
     name: 'allow_any',
     kind: 'set',
-    why: 'Their allowlists: protocol . host port . source range.',
+    why: 'Sources allowed on all-address exposures with an allowlist: protocol . host port . source range.',
     type: 'inet_proto . inet_service . ADDR',
     interval: true,
   },
@@ -149,7 +149,7 @@ const BASE_SETS: readonly BaseSpec[] = [
   {
     name: 'allow_bound',
     kind: 'set',
-    why: 'Their allowlists: address . protocol . host port . source range.',
+    why: 'Sources allowed on address-bound exposures with an allowlist: address . protocol . host port . source range.',
     type: 'ADDR . inet_proto . inet_service . ADDR',
     interval: true,
   },
@@ -163,7 +163,7 @@ const BASE_SETS: readonly BaseSpec[] = [
   {
     name: 'allow_iface',
     kind: 'set',
-    why: 'Their allowlists: interface . protocol . host port . source range.',
+    why: 'Sources allowed on interface-bound exposures with an allowlist: interface . protocol . host port . source range.',
     type: 'ifname . inet_proto . inet_service . ADDR',
     interval: true,
   },

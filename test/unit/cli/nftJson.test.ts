@@ -147,7 +147,7 @@ describe('the live table against the model', () => {
     for (const name of live.sets.keys()) expect(SET_PURPOSE[name], name).toBeTruthy();
     expect(SET_PURPOSE.pools).toBe('every pool of every portnet network');
     expect(SET_PURPOSE.dnat_any).toMatch(/^exposures on all host addresses: /);
-    expect(SET_PURPOSE.allow_iface6).toMatch(/^IPv6: their allowlists: interface \. /);
+    expect(SET_PURPOSE.allow_iface6).toMatch(/^IPv6: sources allowed on interface-bound exposures with an allowlist: interface \. /);
   });
 });
 
