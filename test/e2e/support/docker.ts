@@ -115,6 +115,7 @@ export async function listNetworks(labelFilter = `${RUN_LABEL}=${RUN_ID}`): Prom
 export interface NetworkAttachment {
   name: string;
   ip?: string;
+  ip6?: string;
   aliases?: string[];
   driverOpts?: Record<string, string>;
 }
@@ -153,6 +154,7 @@ function csvField(s: string): string {
 export function networkFlag(a: NetworkAttachment): string {
   const fields = [`name=${a.name}`];
   if (a.ip) fields.push(`ip=${a.ip}`);
+  if (a.ip6) fields.push(`ip6=${a.ip6}`);
   for (const al of a.aliases ?? []) fields.push(`alias=${al}`);
   for (const [k, v] of Object.entries(a.driverOpts ?? {})) fields.push(`driver-opt=${k}=${v}`);
   return fields.map(csvField).join(',');
@@ -203,7 +205,20 @@ export interface ContainerInspect {
   Config: { Labels: Record<string, string> | null };
   NetworkSettings: {
     SandboxKey: string;
-    Networks: Record<string, { NetworkID: string; EndpointID: string; IPAddress: string; IPPrefixLen: number; Gateway: string; MacAddress: string }>;
+    Networks: Record<
+      string,
+      {
+        NetworkID: string;
+        EndpointID: string;
+        IPAddress: string;
+        IPPrefixLen: number;
+        Gateway: string;
+        MacAddress: string;
+        GlobalIPv6Address?: string;
+        GlobalIPv6PrefixLen?: number;
+        IPv6Gateway?: string;
+      }
+    >;
     Ports: Record<string, { HostIp: string; HostPort: string }[] | null> | null;
   };
 }
@@ -229,6 +244,13 @@ export async function containerAddress(nameOrId: string, network?: string): Prom
   const n = key === undefined ? undefined : nets[key];
   if (!n?.IPAddress) throw new Error(`container ${nameOrId} has no address on ${network ?? `its only network (it has: ${names.join(', ') || 'none'})`}`);
   return n.IPAddress;
+}
+
+/** The container's IPv6 address on `network` (Docker's GlobalIPv6Address); throws when it has none. */
+export async function containerAddress6(nameOrId: string, network: string): Promise<string> {
+  const n = (await inspectContainer(nameOrId)).NetworkSettings.Networks[network];
+  if (!n?.GlobalIPv6Address) throw new Error(`container ${nameOrId} has no IPv6 address on ${network}: ${JSON.stringify(n ?? null)}`);
+  return n.GlobalIPv6Address;
 }
 
 /** The endpoint ID of the container on `network`; portnet's host link is `pn` + its first 11 characters. */

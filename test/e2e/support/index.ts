@@ -7,3 +7,4 @@ export * from './outside.js';
 export * from './net.js';
 export * from './plugin.js';
 export * from './portnet.js';
+export * from './web.js';

@@ -34,6 +34,14 @@ function classify(text: string): TcpOutcome {
 
 const secs = (ms: number): string => (ms / 1000).toFixed(3);
 
+/** An IPv6 literal (the probes pick the address family from the address). */
+export const isV6 = (ip: string): boolean => ip.includes(':');
+
+/** socat's client address for ip:port: `TCP4:1.2.3.4:80` or `TCP6:[2001:db8::1]:80`. */
+function socatTarget(proto: 'TCP' | 'UDP', ip: string, port: number): string {
+  return isV6(ip) ? `${proto}6:[${ip}]:${port}` : `${proto}4:${ip}:${port}`;
+}
+
 /** Try a TCP connection; 'open' means the handshake completed. */
 export async function tcpProbe(from: Vantage, ip: string, port: number, timeoutMs = 2000): Promise<TcpProbe> {
   if (from === 'host') {
@@ -51,7 +59,7 @@ export async function tcpProbe(from: Vantage, ip: string, port: number, timeoutM
     });
   }
   const [cmd, ...args] = await prefix(from);
-  const r = await run(cmd!, [...args, 'socat', '-u', 'OPEN:/dev/null', `TCP4:${ip}:${port},connect-timeout=${secs(timeoutMs)}`], {
+  const r = await run(cmd!, [...args, 'socat', '-u', 'OPEN:/dev/null', `${socatTarget('TCP', ip, port)},connect-timeout=${secs(timeoutMs)}`], {
     allowFail: true,
     timeoutMs: timeoutMs + 5000,
   });
@@ -85,8 +93,8 @@ export async function httpGet(from: Vantage, ip: string, port: number, path = '/
     });
   }
   const [cmd, ...args] = await prefix(from);
-  const request = `GET ${path} HTTP/1.0\r\nHost: ${ip}:${port}\r\nUser-Agent: portnet-e2e\r\nConnection: close\r\n\r\n`;
-  const r = await run(cmd!, [...args, 'socat', `-T${secs(timeoutMs)}`, '-', `TCP4:${ip}:${port},connect-timeout=${secs(timeoutMs)}`], {
+  const request = `GET ${path} HTTP/1.0\r\nHost: ${isV6(ip) ? `[${ip}]` : ip}:${port}\r\nUser-Agent: portnet-e2e\r\nConnection: close\r\n\r\n`;
+  const r = await run(cmd!, [...args, 'socat', `-T${secs(timeoutMs)}`, '-', `${socatTarget('TCP', ip, port)},connect-timeout=${secs(timeoutMs)}`], {
     input: request,
     allowFail: true,
     timeoutMs: timeoutMs + 5000,
@@ -100,7 +108,7 @@ export async function httpGet(from: Vantage, ip: string, port: number, path = '/
 export async function udpExchange(from: Vantage, ip: string, port: number, payload: string, timeoutMs = 2000): Promise<string | null> {
   if (from === 'host') {
     return new Promise((resolve) => {
-      const s = dgram.createSocket('udp4');
+      const s = dgram.createSocket(isV6(ip) ? 'udp6' : 'udp4');
       const t = setTimeout(() => {
         s.close();
         resolve(null);
@@ -119,7 +127,7 @@ export async function udpExchange(from: Vantage, ip: string, port: number, paylo
     });
   }
   const [cmd, ...args] = await prefix(from);
-  const r = await run(cmd!, [...args, 'socat', `-T${secs(timeoutMs)}`, '-', `UDP4:${ip}:${port}`], {
+  const r = await run(cmd!, [...args, 'socat', `-T${secs(timeoutMs)}`, '-', socatTarget('UDP', ip, port)], {
     input: payload,
     allowFail: true,
     timeoutMs: timeoutMs + 5000,

@@ -4,6 +4,9 @@
 //   host namespace: link tbo<NAME>, address 198.51.100.(4k+1)/32 peer 198.51.100.(4k+2)
 //   netns pntb-<NAME>: link eth0, address 198.51.100.(4k+2)/32 peer 198.51.100.(4k+1),
 //                      route 198.18.0.0/15 via 198.51.100.(4k+1); IPv6 off.
+// With `ipv6: true` both ends also get 2001:db8:ffKK::1/64 (host side) and ::2/64 (netns; KK = k in hex)
+// and the netns routes 2001:db8::/32 via the host side; 2001:db8::/32 is a test range with an unreachable
+// route on the host, so v6 traffic cannot leave the machine either.
 // Point-to-point /32 addresses mean the only routes in the netns are the host side's /32 and the test
 // pools: no default route, nothing that could lead out of the machine. On the host the outside host is a
 // /32 too; the test bed's `unreachable 198.51.100.0/24` catches everything else in that range.
@@ -27,6 +30,8 @@ export interface OutsideHostOptions {
   routes?: string[];
   /** Add the narrow DOCKER-USER accepts described above. Default false. */
   allowForward?: boolean;
+  /** Give both ends IPv6 addresses from 2001:db8:ffKK::/64 (see above). Default false: IPv6 off. */
+  ipv6?: boolean;
 }
 
 export interface OutsideHost {
@@ -39,6 +44,10 @@ export interface OutsideHost {
   readonly hostAddress: string;
   /** The host-side link name (tbo<NAME>). */
   readonly hostLink: string;
+  /** The outside host's IPv6 address (2001:db8:ffKK::2), with `ipv6: true`. */
+  readonly address6?: string;
+  /** The host's IPv6 address on the veth (2001:db8:ffKK::1), with `ipv6: true`. */
+  readonly hostAddress6?: string;
   /** Run a program inside the namespace (`ip netns exec`). */
   exec(cmd: string, args: readonly string[], opts?: RunOptions): Promise<RunResult>;
   /** Start a long-running program inside the namespace; destroy() stops it. */
@@ -128,6 +137,9 @@ export async function createOutsideHost(name: string, opts: OutsideHostOptions =
   }
   const hostAddress = `198.51.100.${4 * slot + 1}`;
   const address = `198.51.100.${4 * slot + 2}`;
+  const net6 = `2001:db8:ff${slot.toString(16).padStart(2, '0')}`;
+  const hostAddress6 = opts.ipv6 ? `${net6}::1` : undefined;
+  const address6 = opts.ipv6 ? `${net6}::2` : undefined;
 
   const children = new Set<ChildProcess>();
   const forwardRules: string[][] = opts.allowForward
@@ -157,9 +169,12 @@ export async function createOutsideHost(name: string, opts: OutsideHostOptions =
 
   try {
     await ip(['netns', 'add', netns]);
-    await run('ip', ['netns', 'exec', netns, 'sysctl', '-qw', 'net.ipv6.conf.all.disable_ipv6=1', 'net.ipv6.conf.default.disable_ipv6=1']);
+    const v6 = opts.ipv6 ? '0' : '1';
+    // accept_ra=0: nothing on these links may configure addresses or routes behind the test's back.
+    await run('ip', ['netns', 'exec', netns, 'sysctl', '-qw', `net.ipv6.conf.all.disable_ipv6=${v6}`, `net.ipv6.conf.default.disable_ipv6=${v6}`, 'net.ipv6.conf.default.accept_ra=0']);
     await ip(['link', 'add', hostLink, 'type', 'veth', 'peer', 'name', tmpPeer, 'netns', netns]);
-    await run('sysctl', ['-qw', `net.ipv6.conf.${hostLink}.disable_ipv6=1`]);
+    await run('sysctl', ['-qw', `net.ipv6.conf.${hostLink}.disable_ipv6=${v6}`]);
+    if (opts.ipv6) await run('sysctl', ['-qw', `net.ipv6.conf.${hostLink}.accept_ra=0`]);
     await ip(['addr', 'add', `${hostAddress}/32`, 'peer', `${address}/32`, 'dev', hostLink]);
     await ip(['link', 'set', hostLink, 'up']);
     await ip(['-n', netns, 'link', 'set', tmpPeer, 'name', 'eth0']);
@@ -167,6 +182,12 @@ export async function createOutsideHost(name: string, opts: OutsideHostOptions =
     await ip(['-n', netns, 'addr', 'add', `${address}/32`, 'peer', `${hostAddress}/32`, 'dev', 'eth0']);
     await ip(['-n', netns, 'link', 'set', 'eth0', 'up']);
     for (const r of routes) await ip(['-n', netns, 'route', 'add', r, 'via', hostAddress, 'dev', 'eth0']);
+    if (hostAddress6 && address6) {
+      // nodad: the addresses are usable at once instead of after ~1 s of duplicate address detection.
+      await ip(['addr', 'add', `${hostAddress6}/64`, 'dev', hostLink, 'nodad']);
+      await ip(['-n', netns, 'addr', 'add', `${address6}/64`, 'dev', 'eth0', 'nodad']);
+      await ip(['-n', netns, '-6', 'route', 'add', '2001:db8::/32', 'via', hostAddress6, 'dev', 'eth0']);
+    }
     for (const rule of forwardRules) {
       await iptablesUser('-I', rule);
       installed.push(rule);
@@ -182,6 +203,7 @@ export async function createOutsideHost(name: string, opts: OutsideHostOptions =
     address,
     hostAddress,
     hostLink,
+    ...(address6 && hostAddress6 ? { address6, hostAddress6 } : {}),
     exec: (cmd, args, o = {}) => run('ip', ['netns', 'exec', netns, cmd, ...args], o),
     spawn: (cmd, args) => {
       const c = spawn('ip', ['netns', 'exec', netns, cmd, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
