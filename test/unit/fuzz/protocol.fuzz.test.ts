@@ -332,7 +332,7 @@ function expectInvariants(p: Fake, where: string): void {
   const hostIfs = new Set(eps.map((e) => e.hostIf));
   for (const l of p.links.links.keys()) expect(hostIfs.has(l), `${where}: link ${l} without an endpoint`).toBe(true);
   for (const e of eps) if (e.joined) expect(p.links.links.has(e.hostIf), `${where}: joined endpoint without its link`).toBe(true);
-  expect([...p.links.poolRoutes].sort(), `${where}: pool routes`).toEqual([...new Set(p.state.networks().flatMap((n) => n.pools))].sort());
+  expect([...p.links.poolRoutes].sort(), `${where}: pool routes`).toEqual([...new Set(p.state.networks().flatMap((n) => [...n.pools, ...(n.pools6 ?? [])]))].sort());
   if (p.firewall.model !== undefined || p.state.networks().length > 0) {
     // The rules in the kernel are the state's: every network, every joined endpoint, and nothing
     // that is not in the state. (CreateEndpoint commits without a firewall change; the endpoint's
