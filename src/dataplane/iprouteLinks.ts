@@ -61,8 +61,27 @@ export class IprouteLinks implements Links {
       // Sysctls before the link goes up, so the kernel never gives it addresses it should not have.
       await this.hostSysctls(spec);
       await runCommand(this.ip, ['-batch', '-'], this.hostBatch(spec));
+      await this.loopbackRoute(spec);
     } catch (err) {
       await this.deleteEndpointLink(spec.hostIf).catch(() => {});
+      throw err;
+    }
+  }
+
+  /**
+   * Replies to a [::1] exposure come back from the container addressed to ::1 (they are un-NATed
+   * after routing), and the kernel looks up a loopback destination strictly on the incoming
+   * interface: without a `local ::1` route on this link they die as Ip6InNoRoutes. Every v6 veth
+   * needs its own, and IPv6 keys routes by destination and metric, so `replace` would take the
+   * route away from the veth that had it before: `append` adds one more beside the others, and
+   * "File exists" means this veth already has its own. The route goes with the link.
+   */
+  private async loopbackRoute(spec: EndpointLinkSpec): Promise<void> {
+    if (spec.address6 === undefined) return;
+    try {
+      await runCommand(this.ip, ['-6', 'route', 'append', 'local', '::1', 'dev', spec.hostIf, 'table', 'local', 'proto', ROUTE_PROTO]);
+    } catch (err) {
+      if (err instanceof CommandError && /File exists/.test(err.stderr)) return;
       throw err;
     }
   }
@@ -77,9 +96,6 @@ export class IprouteLinks implements Links {
       lines.push(
         `address replace ${GATEWAY6}/64 dev ${spec.hostIf} nodad`,
         `route replace ${spec.address6}/128 dev ${spec.hostIf} proto ${ROUTE_PROTO}`,
-        // Replies to a [::1] exposure come back from the container addressed to ::1 (they are
-        // un-NATed after routing): without a local ::1 route on this link they die as Ip6InNoRoutes.
-        `route replace local ::1 dev ${spec.hostIf} table local proto ${ROUTE_PROTO}`,
       );
     }
     return lines.join('\n') + '\n';
@@ -148,6 +164,7 @@ export class IprouteLinks implements Links {
     // Sysctls first: the IPv6 address and routes need IPv6 on, and IPv4-only must flush them.
     await this.hostSysctls(spec);
     await runCommand(this.ip, ['-batch', '-'], this.hostBatch(spec));
+    await this.loopbackRoute(spec);
   }
 
   async removeEndpointRoute(address: string, dev: string): Promise<void> {

@@ -24,6 +24,7 @@ const EP = 'feed06'.padEnd(64, '0');
 const EP4 = 'feed04'.padEnd(64, '0');
 const { hostIf, peerIf } = endpointLinkNames(EP);
 const v4only = endpointLinkNames(EP4);
+const second = endpointLinkNames('feed07'.padEnd(64, '0'));
 const links = new IprouteLinks();
 const spec = { hostIf, peerIf, address: ADDR, address6: ADDR6, mtu: 1400 };
 
@@ -42,6 +43,7 @@ function cleanup() {
   quiet('netns', 'del', NS);
   quiet('link', 'del', hostIf);
   quiet('link', 'del', v4only.hostIf);
+  quiet('link', 'del', second.hostIf);
   quiet('link', 'del', HOST_DUMMY);
   quiet('-6', 'route', 'del', 'unreachable', POOL6, 'metric', '3999', 'proto', '91');
 }
@@ -94,6 +96,28 @@ describe('IprouteLinks with IPv6 on the real kernel', () => {
     expect(routes).toContainEqual(expect.objectContaining({ kind: 'endpoint', address: ADDR6, dev: hostIf }));
     expect(routes).toContainEqual(expect.objectContaining({ kind: 'loopback', dev: hostIf }));
     expect(routes.filter((r) => r.kind === 'other' && r.text.includes(hostIf))).toEqual([]);
+  });
+
+  it('keeps a local ::1 route on every IPv6 veth: a second endpoint, and a repair, take none away', async () => {
+    const other = { ...second, address: '198.18.252.8', address6: '2001:db8:252::8', mtu: 1400 };
+    const loopbackDevs = () =>
+      ip('-6', 'route', 'show', 'table', 'local', 'proto', '91')
+        .split('\n')
+        .map((l) => /^local ::1 dev (\S+)/.exec(l.trim())?.[1])
+        .filter((d): d is string => d !== undefined)
+        .sort();
+    await links.createEndpointLink(other);
+    try {
+      expect(loopbackDevs()).toEqual([hostIf, second.hostIf].sort());
+      // Strict lookup on each incoming interface finds its own route (what a reply un-NATed to ::1 needs).
+      for (const dev of [hostIf, second.hostIf]) expect(ip('-6', 'route', 'get', '::1', 'iif', dev)).toMatch(/^local ::1/);
+      await links.repairEndpointLink(spec);
+      await links.repairEndpointLink(other);
+      expect(loopbackDevs()).toEqual([hostIf, second.hostIf].sort());
+    } finally {
+      await links.deleteEndpointLink(second.hostIf);
+    }
+    expect(loopbackDevs()).toEqual([hostIf]);
   });
 
   it('carries IPv6 between the container side and the host through the fe80::1 gateway', () => {
