@@ -118,8 +118,19 @@ export async function ensureDockerUserRules6(options: DockerUserOptions = {}): P
   return ensureDockerUserRules({ ...options, iptables: options.ip6tables ?? 'ip6tables' });
 }
 
-/** removeDockerUserRules for ip6tables. */
+/**
+ * removeDockerUserRules for ip6tables. An ip6tables that cannot work at all (a kernel booted with
+ * ipv6.disable=1, a legacy backend without ip6_tables) cannot hold portnet's rules either, and must
+ * not stop an uninstall half-way.
+ */
 export async function removeDockerUserRules6(options: DockerUserOptions = {}): Promise<void> {
+  const ipt6 = iptables(options, 6);
+  try {
+    await readState(ipt6);
+  } catch (err) {
+    if (err instanceof CommandError) return;
+    throw err;
+  }
   return removeDockerUserRules({ ...options, iptables: options.ip6tables ?? 'ip6tables' });
 }
 

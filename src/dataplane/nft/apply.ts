@@ -156,11 +156,15 @@ export class NftFirewall implements Firewall {
   remove(): Promise<void> {
     return this.serialize(async () => {
       this.installed = undefined;
-      if (this.dockerUser) {
-        await removeDockerUserRules(this.dockerUser);
-        await removeDockerUserRules6(this.dockerUser);
+      try {
+        if (this.dockerUser) {
+          await removeDockerUserRules(this.dockerUser);
+          await removeDockerUserRules6(this.dockerUser);
+        }
+      } finally {
+        // The table goes even when an accept could not be taken out: an uninstall must not stop half-way.
+        await this.transaction(renderRemoval(this.renderOptions()));
       }
-      await this.transaction(renderRemoval(this.renderOptions()));
     });
   }
 

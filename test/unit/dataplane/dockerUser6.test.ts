@@ -41,6 +41,13 @@ describe('ensureDockerUserRules6', () => {
     await expect(removeDockerUserRules6({ run })).resolves.toBeUndefined();
   });
 
+  it('removal carries on when ip6tables exists but cannot list its table (IPv6 disabled in the kernel)', async () => {
+    const run: CommandRunner = async (program) => {
+      throw new CommandError(program, 3, "ip6tables v1.8.9 (nf_tables): can't initialize ip6tables table `filter'");
+    };
+    await expect(removeDockerUserRules6({ run })).resolves.toBeUndefined();
+  });
+
   it("removal takes portnet's rules out of ip6tables and keeps Docker's", async () => {
     const { v6, options } = hosts();
     v6.dockerdStarts();
