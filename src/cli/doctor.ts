@@ -153,7 +153,7 @@ function ipv6Checks(state: StateView, firewall: FirewallView, v6: Ipv6Facts): Fi
         check: 'ip6-forward',
         status: 'problem',
         message: `net.ipv6.conf.all.forwarding = ${v6.forwarding ?? '(unreadable)'}: the host does not route IPv6, so ${plural(address6.size, 'IPv6 endpoint')} can reach nothing beyond the host`,
-        fix: 'restart portnet (it turns forwarding on, first setting accept_ra=2 where it was 1 so router advertisements keep working), or run this after setting accept_ra=2 on interfaces that use SLAAC; keep it across reboots with net.ipv6.conf.all.forwarding=1 in /etc/sysctl.d/90-portnet.conf',
+        fix: 'restart portnet (it turns forwarding on, first setting accept_ra=2 where it was 1 on interfaces that use router advertisements, so they keep working), or run this after setting accept_ra=2 on interfaces that use SLAAC; keep it across reboots with net.ipv6.conf.all.forwarding=1 in /etc/sysctl.d/90-portnet.conf',
         commands: [['sysctl', '-w', 'net.ipv6.conf.all.forwarding=1']],
       });
     }

@@ -180,10 +180,13 @@ export class IprouteLinks implements Links {
     const conf = `${this.sysctlNetDir}/ipv6/conf`;
     if ((await readFile(`${conf}/all/forwarding`, 'utf8')).trim() === '1') return undefined;
     const acceptRa: string[] = [];
-    // `all` and `default` are templates, not interfaces; lo never hears an advertisement, and
-    // portnet's own links take none (accept_ra 0, or IPv6 off).
+    // Only interfaces that live on router advertisements (an RA-learned route or a SLAAC address)
+    // are moved to 2. Everywhere else forwarding's "ignore advertisements" is the safer default: a
+    // container or VM bridge that kept accepting them would let a guest hijack the host's routes.
+    // `all` and `default` are templates, not interfaces; portnet's own links take none.
+    const usesRa = await this.raInterfaces();
     for (const name of (await readdir(conf)).sort()) {
-      if (name === 'all' || name === 'default' || name === 'lo' || OWN_LINK.test(name)) continue;
+      if (name === 'all' || name === 'default' || name === 'lo' || OWN_LINK.test(name) || !usesRa.has(name)) continue;
       let value: string;
       try {
         value = (await readFile(`${conf}/${name}/accept_ra`, 'utf8')).trim();
@@ -196,6 +199,16 @@ export class IprouteLinks implements Links {
     }
     await writeFile(`${conf}/all/forwarding`, '1');
     return { acceptRa };
+  }
+
+  /** Interfaces with a route learnt from a router advertisement or an autoconfigured (dynamic) address. */
+  private async raInterfaces(): Promise<Set<string>> {
+    const devs = new Set<string>();
+    const routes = JSON.parse((await runCommand(this.ip, ['-j', '-6', 'route', 'show', 'proto', 'ra'])) || '[]') as Array<{ dev?: string }>;
+    for (const r of routes) if (r.dev) devs.add(r.dev);
+    const addrs = JSON.parse((await runCommand(this.ip, ['-j', '-6', 'addr', 'show', 'dynamic'])) || '[]') as Array<{ ifname?: string; addr_info?: unknown[] }>;
+    for (const a of addrs) if (a.ifname && (a.addr_info ?? []).length > 0) devs.add(a.ifname);
+    return devs;
   }
 
   async sandboxExists(sandbox: string): Promise<boolean> {

@@ -66,9 +66,10 @@ export interface Links {
   /** Removes one /32 (or IPv6 /128) route portnet installed; absent is fine. */
   removeEndpointRoute(address: string, dev: string): Promise<void>;
   /**
-   * Sets net.ipv6.conf.all.forwarding=1 unless it is on already (undefined then). Interfaces with
-   * accept_ra=1 are first set to 2: with forwarding on, the kernel drops their router
-   * advertisements and purges the default routes learnt from them.
+   * Sets net.ipv6.conf.all.forwarding=1 unless it is on already (undefined then). Interfaces that
+   * use router advertisements (an RA-learned route or a SLAAC address) and have accept_ra=1 are
+   * first set to 2: with forwarding on, the kernel ignores their advertisements and purges the
+   * default routes learnt from them. Other interfaces keep ignoring them, as a router should.
    */
   enableIpv6Forwarding(): Promise<Ipv6ForwardingChange | undefined>;
   /** Whether the network namespace file of a container (Join's SandboxKey) still exists. */

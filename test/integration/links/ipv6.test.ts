@@ -200,7 +200,28 @@ describe('IprouteLinks.enableIpv6Forwarding under --sysctl-net-dir', () => {
   }
   const read = (dir: string, iface: string, name: string) => readFileSync(join(dir, 'ipv6/conf', iface, name), 'utf8').trim();
 
-  it('sets accept_ra 1 → 2 on interfaces first, then all.forwarding; templates, lo and portnet links stay', async () => {
+  /**
+   * A stand-in for `ip` that reports eth0 with an RA-learned default route and wlan1 with a SLAAC
+   * address (this host has neither), so the test does not depend on the machine's uplink.
+   */
+  function fakeIp(dir: string): string {
+    const path = join(dir, 'fake-ip');
+    writeFileSync(
+      path,
+      [
+        '#!/bin/sh',
+        'case "$*" in',
+        `  *"route show proto ra"*) echo '[{"dst":"default","gateway":"fe80::1","dev":"eth0","protocol":"ra"}]' ;;`,
+        `  *"addr show dynamic"*) echo '[{"ifname":"wlan1","addr_info":[{"local":"2001:db8:5::5"}]},{"ifname":"eth1","addr_info":[]}]' ;;`,
+        '  *) exit 1 ;;',
+        'esac',
+      ].join('\n') + '\n',
+      { mode: 0o755 },
+    );
+    return path;
+  }
+
+  it('moves accept_ra 1 → 2 only where router advertisements are in use, then sets all.forwarding', async () => {
     const dir = tree({
       all: { forwarding: '0', accept_ra: '1' },
       default: { forwarding: '0', accept_ra: '1' },
@@ -208,11 +229,16 @@ describe('IprouteLinks.enableIpv6Forwarding under --sysctl-net-dir', () => {
       eth0: { forwarding: '0', accept_ra: '1' },
       eth1: { forwarding: '0', accept_ra: '0' },
       wlan0: { forwarding: '0', accept_ra: '2' },
+      wlan1: { forwarding: '0', accept_ra: '1' },
+      // A container bridge: it must keep ignoring advertisements once the host forwards.
+      docker0: { forwarding: '0', accept_ra: '1' },
       pn0123456789a: { forwarding: '0', accept_ra: '1' },
     });
     try {
-      const l = new IprouteLinks('ip', 'nsenter', dir);
-      expect(await l.enableIpv6Forwarding()).toEqual({ acceptRa: ['eth0'] });
+      const l = new IprouteLinks(fakeIp(dir), 'nsenter', dir);
+      expect(await l.enableIpv6Forwarding()).toEqual({ acceptRa: ['eth0', 'wlan1'] });
+      expect(read(dir, 'wlan1', 'accept_ra')).toBe('2');
+      expect(read(dir, 'docker0', 'accept_ra')).toBe('1');
       expect(read(dir, 'all', 'forwarding')).toBe('1');
       expect([read(dir, 'eth0', 'accept_ra'), read(dir, 'eth1', 'accept_ra'), read(dir, 'wlan0', 'accept_ra')]).toEqual(['2', '0', '2']);
       expect([read(dir, 'all', 'accept_ra'), read(dir, 'default', 'accept_ra'), read(dir, 'lo', 'accept_ra'), read(dir, 'pn0123456789a', 'accept_ra')]).toEqual(['1', '1', '1', '1']);
