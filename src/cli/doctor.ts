@@ -48,6 +48,8 @@ export interface Ipv6Facts {
   forwarding?: string;
   /** Routes with portnet's protocol: `ip -6 route`, main table and table local (type `local`). */
   routes: KernelRoute[];
+  /** ip6tables' FORWARD policy (`ACCEPT`, `DROP`); undefined when ip6tables cannot be read. */
+  forwardPolicy6?: string;
   error?: string;
 }
 
@@ -148,6 +150,17 @@ function ipv6Checks(state: StateView, firewall: FirewallView, v6: Ipv6Facts): Fi
   if (address6.size > 0) {
     if (v6.forwarding === '1') {
       out.push({ check: 'ip6-forward', status: 'ok', message: 'net.ipv6.conf.all.forwarding = 1' });
+      // IPv6 has one forwarding switch for the whole host: what routes to the containers also
+      // routes between every other pair of interfaces, unless something drops it.
+      if (v6.forwardPolicy6 === 'ACCEPT') {
+        out.push({
+          check: 'ip6-transit',
+          status: 'warn',
+          message:
+            "IPv6 forwarding is on and ip6tables' FORWARD policy is ACCEPT: this host routes IPv6 between all its interfaces, not only to portnet's containers (Docker 27+ sets DROP when it manages ip6tables)",
+          fix: 'let your own firewall drop IPv6 transit you do not want (e.g. ip6tables -P FORWARD DROP: portnet\'s DOCKER-USER accepts and its own table still pass container traffic once Docker manages ip6tables), or enable "ip6tables": true in /etc/docker/daemon.json',
+        });
+      }
     } else {
       out.push({
         check: 'ip6-forward',
@@ -247,7 +260,13 @@ export async function readIpv6(run: Runner = runCommand, sysctlNetDir = '/proc/s
       ...(typeof r.dev === 'string' ? { dev: r.dev } : {}),
       ...(typeof r.metric === 'number' ? { metric: r.metric } : {}),
     }));
-    return { ...(forwarding !== undefined ? { forwarding } : {}), routes };
+    let forwardPolicy6: string | undefined;
+    try {
+      forwardPolicy6 = /^-P FORWARD (\S+)/m.exec(await run('ip6tables', ['-w', '5', '-S', 'FORWARD']))?.[1];
+    } catch {
+      forwardPolicy6 = undefined; // no ip6tables: nothing to say about its policy
+    }
+    return { ...(forwarding !== undefined ? { forwarding } : {}), routes, ...(forwardPolicy6 !== undefined ? { forwardPolicy6 } : {}) };
   } catch (err) {
     return { ...(forwarding !== undefined ? { forwarding } : {}), routes: [], error: (err as Error).message };
   }

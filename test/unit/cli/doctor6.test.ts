@@ -52,6 +52,16 @@ describe('portnet doctor, IPv6', () => {
     expect(found[1]!.message).toBe('IPv6: 1 pool with unreachable routes, 1 endpoint with /128 and local ::1 routes');
   });
 
+  it("warns that the host routes IPv6 between all its interfaces while ip6tables' FORWARD policy is ACCEPT", async () => {
+    const { plugin, kernel, v6 } = await dualStack();
+    const open = diagnose(plugin, kernel, { ...v6, forwardPolicy6: 'ACCEPT' }).find((f) => f.check === 'ip6-transit');
+    expect(open?.status).toBe('warn');
+    expect(open?.message).toContain('routes IPv6 between all its interfaces');
+    expect(diagnose(plugin, kernel, { ...v6, forwardPolicy6: 'DROP' }).some((f) => f.check === 'ip6-transit')).toBe(false);
+    // No ip6tables to read: nothing claimed either way.
+    expect(diagnose(plugin, kernel, v6).some((f) => f.check === 'ip6-transit')).toBe(false);
+  });
+
   it('finds IPv6 forwarding off, with the command and the accept_ra caveat', async () => {
     const { plugin, kernel, v6 } = await dualStack();
     const f = v6Findings(diagnose(plugin, kernel, { ...v6, forwarding: '0' })).find((x) => x.check === 'ip6-forward')!;
@@ -93,6 +103,7 @@ describe('portnet doctor, IPv6', () => {
     const runs: string[][] = [];
     const run = async (program: string, args: string[]) => {
       runs.push([program, ...args]);
+      if (program === 'ip6tables') return '-P FORWARD ACCEPT\n-A FORWARD -j DOCKER-USER\n';
       return args.includes('local')
         ? '[{"type":"local","dst":"::1","dev":"pn0123456789a","table":"local","protocol":"91","metric":1024,"flags":[],"pref":"medium"}]'
         : '[{"type":"unreachable","dst":"2001:db8:6::/64","dev":"lo","protocol":"91","metric":3999,"flags":[],"pref":"medium"},{"dst":"2001:db8:6::1","dev":"pn0123456789a","protocol":"91","metric":1024,"flags":[],"pref":"medium"}]';
@@ -104,10 +115,12 @@ describe('portnet doctor, IPv6', () => {
         { type: 'unicast', dst: '2001:db8:6::1', dev: 'pn0123456789a', metric: 1024 },
         { type: 'local', dst: '::1', dev: 'pn0123456789a', metric: 1024 },
       ],
+      forwardPolicy6: 'ACCEPT',
     });
     expect(runs).toEqual([
       ['ip', '-j', '-6', 'route', 'show', 'proto', '91'],
       ['ip', '-j', '-6', 'route', 'show', 'table', 'local', 'proto', '91'],
+      ['ip6tables', '-w', '5', '-S', 'FORWARD'],
     ]);
   });
 });
