@@ -94,7 +94,7 @@ export class IprouteLinks implements Links {
     ];
     if (spec.address6 !== undefined) {
       lines.push(
-        `address replace ${GATEWAY6}/64 dev ${spec.hostIf} nodad`,
+        `address replace ${spec.gateway6 ?? GATEWAY6}/64 dev ${spec.hostIf} nodad`,
         `route replace ${spec.address6}/128 dev ${spec.hostIf} proto ${ROUTE_PROTO}`,
       );
     }

@@ -9,6 +9,8 @@ export interface EndpointLinkSpec {
   address: string;
   /** IPv6 address of the container (no prefix), on dual-stack networks. */
   address6?: string;
+  /** The host side's link-local address, the container's IPv6 gateway (fe80::1 when absent). */
+  gateway6?: string;
   mtu: number;
   mac?: string;
 }

@@ -41,6 +41,12 @@ export interface FirewallEndpoint {
   address: string;
   /** IPv6 address of the container (dual-stack networks), without prefix length. */
   address6?: string;
+  /**
+   * Addresses (either family) of the container's other portnet endpoints. The container routes its
+   * replies through its default route whatever address they come from, so this veth may carry
+   * them too; anti-spoofing admits them here and nothing else.
+   */
+  siblings?: string[];
   exposures: ResolvedExposure[];
 }
 

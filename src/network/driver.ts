@@ -5,7 +5,7 @@ import { parseAddressWithPrefix, parseCidr, cidrContains, cidrOverlaps, formatCi
 import type { CreateEndpointReq, CreateNetworkReq, JoinReq, ProgramReq } from '../protocol/schemas.js';
 import type { EndpointRecord, NetworkRecord } from '../state/records.js';
 import { keys, type State } from '../state/state.js';
-import { ROUTED_GATEWAY_V4, ROUTED_GATEWAY_V6 } from '../ipam/service.js';
+import { freeGatewaySlot, gatewaysOf } from './gateway.js';
 import { buildFirewallModel } from './firewallModel.js';
 import { endpointDriverOptions, parseNetworkOptions } from './options.js';
 import { exposeOption, portmapOption, settleExposures } from './endpointExposures.js';
@@ -33,7 +33,7 @@ export function endpointLinkSpec(e: EndpointRecord, mtu: number): EndpointLinkSp
     hostIf: e.hostIf,
     peerIf: e.peerIf,
     address: e.address,
-    ...(e.address6 !== undefined ? { address6: e.address6 } : {}),
+    ...(e.address6 !== undefined ? { address6: e.address6, gateway6: gatewaysOf(e.gatewaySlot).v6 } : {}),
     mtu,
     ...(e.mac ? { mac: e.mac } : {}),
   };
@@ -206,11 +206,12 @@ export class NetworkDriver {
 
   async join(req: JoinReq) {
     const endpoint = this.requireEndpoint(req.NetworkID, req.EndpointID);
-    const updated: EndpointRecord = { ...this.withPortmap(endpoint, req.Options), joined: true, sandboxKey: req.SandboxKey };
+    const gatewaySlot = freeGatewaySlot(this.state.endpoints(), req.SandboxKey, endpoint.id);
+    const updated: EndpointRecord = { ...this.withPortmap(endpoint, req.Options), joined: true, sandboxKey: req.SandboxKey, gatewaySlot };
     if (endpoint.address6 !== undefined) await this.enableIpv6Forwarding();
     // A retried Join (Docker retries on a dropped connection) must not fail on the link it made.
     await this.links.deleteEndpointLink(endpoint.hostIf);
-    await this.links.createEndpointLink(endpointLinkSpec(endpoint, this.mtu));
+    await this.links.createEndpointLink(endpointLinkSpec(updated, this.mtu));
     try {
       await this.commitEndpoint(updated);
     } catch (err) {
@@ -219,14 +220,15 @@ export class NetworkDriver {
     }
     this.log.info({ network: req.NetworkID, endpoint: req.EndpointID, hostIf: endpoint.hostIf }, 'endpoint joined');
     const v6 = endpoint.address6 !== undefined;
+    const gw = gatewaysOf(gatewaySlot);
     return {
       InterfaceName: { SrcName: endpoint.peerIf, DstPrefix: 'eth' },
-      Gateway: ROUTED_GATEWAY_V4,
+      Gateway: gw.v4,
       // The host veth's link-local address; the /128 connected route below pins it to this interface.
-      ...(v6 ? { GatewayIPv6: ROUTED_GATEWAY_V6 } : {}),
+      ...(v6 ? { GatewayIPv6: gw.v6 } : {}),
       StaticRoutes: [
-        { Destination: `${ROUTED_GATEWAY_V4}/32`, RouteType: 1 },
-        ...(v6 ? [{ Destination: `${ROUTED_GATEWAY_V6}/128`, RouteType: 1 }] : []),
+        { Destination: `${gw.v4}/32`, RouteType: 1 },
+        ...(v6 ? [{ Destination: `${gw.v6}/128`, RouteType: 1 }] : []),
       ],
       DisableGatewayService: true,
     };
@@ -274,7 +276,11 @@ export class NetworkDriver {
   async leave(networkId: string, endpointId: string): Promise<void> {
     const endpoint = this.requireEndpoint(networkId, endpointId);
     // The veth stays until DeleteEndpoint: Docker moves the container side back to the host after Leave.
-    await this.state.commit([{ put: keys.endpoint(endpoint.id), value: { ...endpoint, joined: false } }]);
+    const left: EndpointRecord = { ...endpoint, joined: false };
+    const shared = this.state.endpoints().some((e) => e.id !== endpoint.id && e.joined && e.sandboxKey === endpoint.sandboxKey);
+    // The container's other portnet veths may carry this address only while it is attached.
+    if (shared) await this.commitEndpoint(left);
+    else await this.state.commit([{ put: keys.endpoint(endpoint.id), value: left }]);
   }
 
   async deleteEndpoint(networkId: string, endpointId: string): Promise<void> {

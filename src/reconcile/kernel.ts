@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import { parsePortnetRoute, type Links, type SandboxSide } from '../dataplane/links.js';
 import { formatCidr, formatIp, parseCidr, parseIp } from '../ipam/address.js';
-import { ROUTED_GATEWAY_V4, ROUTED_GATEWAY_V6 } from '../ipam/service.js';
+import { gatewaysOf } from '../network/gateway.js';
 import { endpointLinkSpec, type NetworkDriver } from '../network/driver.js';
 import type { EndpointRecord } from '../state/records.js';
 import type { State } from '../state/state.js';
@@ -31,8 +31,8 @@ function sandboxSide(e: EndpointRecord, sandbox: string): SandboxSide {
   return {
     sandbox,
     prefix: e.prefix,
-    gateway: ROUTED_GATEWAY_V4,
-    ...(e.address6 !== undefined ? { prefix6: e.prefix6 ?? 128, gateway6: ROUTED_GATEWAY_V6 } : {}),
+    gateway: gatewaysOf(e.gatewaySlot).v4,
+    ...(e.address6 !== undefined ? { prefix6: e.prefix6 ?? 128, gateway6: gatewaysOf(e.gatewaySlot).v6 } : {}),
   };
 }
 

@@ -72,5 +72,10 @@ export interface EndpointRecord {
   exposures: Resolved[];
   /** Set by Join, cleared by Leave. */
   joined: boolean;
+  /**
+   * Which portnet interface of its sandbox this is (1, absent in older state, for the first): its
+   * gateway is 169.254.1.N and fe80::N (network/gateway.ts). Set by Join.
+   */
+  gatewaySlot?: number;
   sandboxKey?: string;
 }

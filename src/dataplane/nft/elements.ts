@@ -284,9 +284,10 @@ export function networkElements(plan: Pick<RulesetPlan, 'pools' | 'masqueradePoo
   return out;
 }
 
-function familyElements(family: Family, address: string, hostIf: string, parts: FamilyParts, out: Element[]): void {
+function familyElements(family: Family, address: string, siblings: string[], hostIf: string, parts: FamilyParts, out: Element[]): void {
   const set = (base: BaseSetName) => setName(base, family);
   out.push({ set: set('endpoint_sources'), key: sourceText({ hostIf, address }) });
+  for (const s of siblings) out.push({ set: set('endpoint_sources'), key: sourceText({ hostIf, address: s }) });
   for (const k of parts.exposedDirect) out.push({ set: set('exposed_direct'), key: serviceText(k) });
   for (const k of parts.exposedDirectFrom) out.push({ set: set('exposed_direct_from'), key: sourcedServiceText(k) });
   for (const k of parts.exposedDnat) out.push({ set: set('exposed_dnat'), key: serviceText(k) });
@@ -302,8 +303,8 @@ function familyElements(family: Family, address: string, hostIf: string, parts: 
 /** The elements one endpoint puts in the table; they depend on that endpoint alone. */
 export function endpointElements(ep: EndpointPlan, parts: EndpointParts = endpointParts(ep)): Element[] {
   const out: Element[] = [];
-  familyElements(4, ep.address, ep.hostIf, parts.v4, out);
-  if (ep.address6 !== undefined) familyElements(6, ep.address6, ep.hostIf, parts.v6, out);
+  familyElements(4, ep.address, ep.siblings4, ep.hostIf, parts.v4, out);
+  if (ep.address6 !== undefined) familyElements(6, ep.address6, ep.siblings6, ep.hostIf, parts.v6, out);
   return out;
 }
 

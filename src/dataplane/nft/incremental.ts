@@ -305,12 +305,14 @@ function copyEndpoint(e: FirewallEndpoint): FirewallEndpoint {
     hostIf: e.hostIf,
     address: e.address,
     ...(e.address6 !== undefined ? { address6: e.address6 } : {}),
+    ...(e.siblings !== undefined ? { siblings: [...e.siblings] } : {}),
     exposures: e.exposures.map((x) => ({ ...x, ...(x.sources !== undefined ? { sources: [...x.sources] } : {}) })),
   };
 }
 
 function sameEndpoint(a: FirewallEndpoint, b: FirewallEndpoint): boolean {
   if (a.networkId !== b.networkId || a.hostIf !== b.hostIf || a.address !== b.address || a.address6 !== b.address6) return false;
+  if (!sameList(a.siblings, b.siblings)) return false;
   if (a.exposures.length !== b.exposures.length) return false;
   for (let i = 0; i < a.exposures.length; i++) if (!sameExposure(a.exposures[i]!, b.exposures[i]!)) return false;
   return true;

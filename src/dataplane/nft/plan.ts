@@ -9,6 +9,7 @@ import {
   hostIp,
   ifaceName,
   intToIpv4,
+  ipv4,
   ipv4ToInt,
   ipv6,
   ipv6SortKey,
@@ -127,6 +128,9 @@ export interface EndpointPlan {
   address6?: string;
   /** `address6` as 32 hex digits, for sorting. */
   address6Key?: string;
+  /** The container's addresses on its other portnet endpoints, per family (anti-spoofing admits them). */
+  siblings4: string[];
+  siblings6: string[];
   network: NetworkPlan;
   exposures: ExposurePlan[];
 }
@@ -222,6 +226,7 @@ function planFamily(family: Family, networks: NetworkPlan[], endpoints: Endpoint
     const n = family === 4 ? ep.addressInt : ep.address6Key!;
     const parts = family === 4 ? allParts[i]!.v4 : allParts[i]!.v6;
     endpointSources.push({ n: ep.hostIf, k: { hostIf: ep.hostIf, address } });
+    for (const sibling of family === 4 ? ep.siblings4 : ep.siblings6) endpointSources.push({ n: ep.hostIf, k: { hostIf: ep.hostIf, address: sibling } });
     for (const k of parts.exposedDirect) exposedDirect.push({ n, k });
     for (const k of parts.exposedDirectFrom) exposedDirectFrom.push({ n, k });
     for (const k of parts.exposedDnat) exposedDnat.push({ n, k });
@@ -454,7 +459,13 @@ export function planEndpoint(e: FirewallEndpoint, networks: ReadonlyMap<string, 
   if (!network.pools.some((p) => p.first <= addressInt && addressInt <= p.last)) {
     throw new FirewallModelError(`endpoint ${e.id}: address ${address} is outside the pools of network ${network.id}`);
   }
-  const plan: EndpointPlan = { id: e.id, hostIf: hostIf(e.hostIf), address, addressInt, network, exposures: [] };
+  const plan: EndpointPlan = { id: e.id, hostIf: hostIf(e.hostIf), address, addressInt, siblings4: [], siblings6: [], network, exposures: [] };
+  for (const s of e.siblings ?? []) {
+    if (isIpv6(s)) plan.siblings6.push(ipv6(s));
+    else plan.siblings4.push(ipv4(s));
+  }
+  plan.siblings4.sort((a, b) => ipv4ToInt(a) - ipv4ToInt(b));
+  plan.siblings6.sort((a, b) => cmp(ipv6SortKey(a), ipv6SortKey(b)));
   if (e.address6 !== undefined) {
     const address6 = ipv6(e.address6);
     const value = BigInt(`0x${ipv6SortKey(address6)}`);

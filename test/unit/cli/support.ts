@@ -63,7 +63,8 @@ export async function runEndpoint(
     Interface: { Address: a.Address, AddressIPv6: '', MacAddress: '' },
     Options: options,
   });
-  await call(p, '/NetworkDriver.Join', { NetworkID: network, EndpointID: id, SandboxKey: '/var/run/docker/netns/test', Options: joinOptions });
+  // One container per endpoint, as `docker run` makes them: a shared sandbox would be one container on several networks.
+  await call(p, '/NetworkDriver.Join', { NetworkID: network, EndpointID: id, SandboxKey: `/var/run/docker/netns/${id.slice(0, 12)}`, Options: joinOptions });
   return String(a.Address).split('/')[0]!;
 }
 
