@@ -9,7 +9,9 @@
 
 import { cidrContainsCidr, cidrOf, formatCidr, parseIp } from '../ipam/address.js';
 import type { Cidr, Ip } from '../ipam/types.js';
+import { isLoopbackHostIp } from './hostip.js';
 import { quote } from './quote.js';
+import type { Exposure } from './types.js';
 
 /**
  * What `@any` is stored as. It must differ from "no list" (undefined), which lets the network
@@ -23,6 +25,20 @@ export const ANY = 'any';
 /** Whether a canonical list allows every source of both families (what `@any` parses to). */
 export function allowsAnySource(sources: readonly string[] | undefined): boolean {
   return sources === undefined || (sources.length === ANY_SOURCES.length && ANY_SOURCES.every((s, i) => sources[i] === s));
+}
+
+/**
+ * The allowlist an exposure is held to, and where it comes from: its own `@…`, else the network's
+ * com.example.expose.from. Never for a loopback exposure: only the host's own processes reach it,
+ * and they are never filtered. The firewall and `portnet ls` both read it from here.
+ */
+export function effectiveSources(
+  x: Pick<Exposure, 'sources' | 'hostIp'>,
+  networkDefault: readonly string[] | undefined,
+): { sources: string[]; from: 'item' | 'network' } | undefined {
+  if (isLoopbackHostIp(x.hostIp)) return undefined;
+  if (x.sources !== undefined) return { sources: [...x.sources], from: 'item' };
+  return networkDefault === undefined ? undefined : { sources: [...networkDefault], from: 'network' };
 }
 
 type Fail = (why: string) => Error;

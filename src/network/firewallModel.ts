@@ -1,5 +1,5 @@
 import type { FirewallEndpoint, FirewallModel, ResolvedExposure } from '../dataplane/model.js';
-import { isLoopbackHostIp } from '../expose/hostip.js';
+import { allowsAnySource, effectiveSources } from '../expose/sources.js';
 import type { Exposure } from '../expose/types.js';
 import type { EndpointRecord, NetworkRecord } from '../state/records.js';
 
@@ -53,20 +53,15 @@ function siblingAddresses(endpoints: EndpointRecord[]): Map<string, string[]> {
   return out;
 }
 
-/**
- * The exposure as the firewall sees it: its own sources, else the network's default allowlist. A
- * loopback exposure never gets the default: only the host's own processes reach it, and they are
- * never filtered.
- */
+/** The exposure as the firewall sees it, with its effective allowlist (expose/sources.ts). */
 function modelExposure(x: Exposure, networkDefault: string[] | undefined): ResolvedExposure {
-  const loopback = x.hostIp !== undefined && isLoopbackHostIp(x.hostIp);
-  const listed = loopback ? undefined : (x.sources ?? networkDefault);
+  const listed = effectiveSources(x, networkDefault)?.sources;
   // `@any` overrides a network default; for the firewall it is no allowlist at all (the fast sets).
-  const sources = listed?.includes('0.0.0.0/0') && listed.includes('::/0') ? undefined : listed;
+  const sources = listed !== undefined && allowsAnySource(listed) ? undefined : listed;
   return {
     ...(x.hostIp !== undefined ? { hostIp: x.hostIp } : {}),
     ...(x.hostIface !== undefined ? { hostIface: x.hostIface } : {}),
-    ...(sources !== undefined ? { sources: [...sources] } : {}),
+    ...(sources !== undefined ? { sources } : {}),
     hostPort: x.hostPort,
     hostPortEnd: x.hostPortEnd,
     containerPort: x.containerPort,

@@ -1,6 +1,6 @@
 import type { ContainerRef, DockerStatus } from '../docker/names.js';
 import { formatExposure } from '../expose/format.js';
-import { isLoopbackHostIp } from '../expose/hostip.js';
+import { effectiveSources } from '../expose/sources.js';
 import type { Exposure } from '../expose/types.js';
 import type { Resolved } from '../expose/resolve.js';
 import { poolCapacity } from '../metrics/usage.js';
@@ -129,13 +129,11 @@ export function stateSnapshot(state: State, names: NameLookup = NO_NAMES): State
 
 /** The exposure with the sources the firewall enforces (firewallModel.ts applies the same default). */
 function exposureView({ requested, resolved }: Resolved, exposeFrom: string[] | undefined): ExposureView {
-  const own = resolved.sources;
-  const inherited = own === undefined && exposeFrom !== undefined && !isLoopbackHostIp(resolved.hostIp);
-  const sources = inherited ? [...exposeFrom] : own;
+  const effective = effectiveSources(resolved, exposeFrom);
   const { sources: _own, ...rest } = resolved;
   return {
     ...rest,
-    ...(sources === undefined ? {} : { sources, sourcesFrom: inherited ? ('network' as const) : ('item' as const) }),
+    ...(effective === undefined ? {} : { sources: effective.sources, sourcesFrom: effective.from }),
     requested: formatExposure(requested),
   };
 }

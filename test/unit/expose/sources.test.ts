@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { allowsAnySource, ANY_SOURCES, formatSources, parseSources } from '../../../src/expose/sources.js';
+import { allowsAnySource, ANY_SOURCES, effectiveSources, formatSources, parseSources } from '../../../src/expose/sources.js';
 
 const fail = (why: string) => new Error(why);
 const parse = (...texts: string[]) => parseSources(texts, fail);
@@ -68,5 +68,15 @@ describe('allowsAnySource and formatSources', () => {
     expect(allowsAnySource(['::/0', '0.0.0.0/0'])).toBe(false);
     expect(formatSources([...ANY_SOURCES])).toBe('any');
     expect(formatSources(['10.0.0.0/8', '2001:db8::/32'])).toBe('10.0.0.0/8+2001:db8::/32');
+  });
+});
+
+describe('effectiveSources', () => {
+  it("is the item's own list, else the network default, and never anything for a loopback exposure", () => {
+    expect(effectiveSources({ sources: ['192.0.2.0/24'] }, ['10.0.0.0/8'])).toEqual({ sources: ['192.0.2.0/24'], from: 'item' });
+    expect(effectiveSources({}, ['10.0.0.0/8'])).toEqual({ sources: ['10.0.0.0/8'], from: 'network' });
+    expect(effectiveSources({}, undefined)).toBeUndefined();
+    expect(effectiveSources({ hostIp: '127.0.0.1' }, ['10.0.0.0/8'])).toBeUndefined();
+    expect(effectiveSources({ hostIp: '::1' }, ['10.0.0.0/8'])).toBeUndefined();
   });
 });
