@@ -5,7 +5,7 @@ import { parseAddressWithPrefix, parseCidr, cidrContains, cidrOverlaps, formatCi
 import type { CreateEndpointReq, CreateNetworkReq, JoinReq, ProgramReq } from '../protocol/schemas.js';
 import type { EndpointRecord, NetworkRecord } from '../state/records.js';
 import { keys, type State } from '../state/state.js';
-import { freeGatewaySlot, gatewaysOf } from './gateway.js';
+import { freeGatewaySlot, gatewaysOf, sandboxPeers } from './gateway.js';
 import { buildFirewallModel } from './firewallModel.js';
 import { endpointDriverOptions, parseNetworkOptions } from './options.js';
 import { exposeOption, portmapOption, settleExposures } from './endpointExposures.js';
@@ -277,9 +277,8 @@ export class NetworkDriver {
     const endpoint = this.requireEndpoint(networkId, endpointId);
     // The veth stays until DeleteEndpoint: Docker moves the container side back to the host after Leave.
     const left: EndpointRecord = { ...endpoint, joined: false };
-    const shared = this.state.endpoints().some((e) => e.id !== endpoint.id && e.joined && e.sandboxKey === endpoint.sandboxKey);
     // The container's other portnet veths may carry this address only while it is attached.
-    if (shared) await this.commitEndpoint(left);
+    if (sandboxPeers(this.state.endpoints(), endpoint.sandboxKey, endpoint.id).length > 0) await this.commitEndpoint(left);
     else await this.state.commit([{ put: keys.endpoint(endpoint.id), value: left }]);
   }
 

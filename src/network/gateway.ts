@@ -22,14 +22,17 @@ export function gatewaysOf(slot: number | undefined): Gateways {
   return { v4: `169.254.1.${n}`, v6: `fe80::${n.toString(16)}` };
 }
 
+/** The other portnet endpoints joined to the same container (Join's SandboxKey) as `self`. */
+export function sandboxPeers(endpoints: readonly EndpointRecord[], sandboxKey: string | undefined, self: string): EndpointRecord[] {
+  return sandboxKey === undefined ? [] : endpoints.filter((e) => e.id !== self && e.joined && e.sandboxKey === sandboxKey);
+}
+
 /**
  * The lowest slot no other joined endpoint of the same sandbox holds. An endpoint that Joins again
  * (Docker retrying) does not count against itself, so it keeps its slot.
  */
 export function freeGatewaySlot(endpoints: readonly EndpointRecord[], sandboxKey: string, self: string): number {
-  const taken = new Set(
-    endpoints.filter((e) => e.id !== self && e.joined && e.sandboxKey === sandboxKey).map((e) => e.gatewaySlot ?? 1),
-  );
+  const taken = new Set(sandboxPeers(endpoints, sandboxKey, self).map((e) => e.gatewaySlot ?? 1));
   for (let n = 1; n <= MAX_GATEWAY_SLOT; n++) if (!taken.has(n)) return n;
   throw new Error(`sandbox ${sandboxKey} already has ${MAX_GATEWAY_SLOT} portnet interfaces`);
 }
