@@ -13,19 +13,24 @@ import {
   containerAddress,
   containerEndpoint,
   containerPid,
-  createNetwork,
   createOutsideHost,
   docker,
-  E2E_DRIVER,
   ensureTestbed,
-  httpGet,
+  expectNotOpen,
+  EXPOSE,
+  hostnameVia,
+  httpdCmd,
   inspectContainer,
   inspectNetwork,
   kernelLeftovers,
   pluginState,
+  portnetNetwork,
   removeContainer,
   run,
   runContainer,
+  runRefused,
+  shut,
+  SHUT_MS,
   startEchoServer,
   step,
   startE2ePlugin,
@@ -33,18 +38,13 @@ import {
   udpExchange,
   uniqueName,
   useCleanup,
-  type ContainerOptions,
-  type CreatedContainer,
+  waitOpen,
+  web,
   type OutsideHost,
   type PluginProcess,
-  type TcpProbe,
-  type Vantage,
+  type Web,
   scoped,
 } from './support/index.js';
-
-const EXPOSE = 'com.example.expose';
-/** How long a probe that should fail waits; the firewall drops silently, so this is the usual cost. */
-const SHUT_MS = 1200;
 
 const cleanup = useCleanup('all');
 let plugin: PluginProcess;
@@ -59,74 +59,6 @@ beforeAll(async () => {
 });
 
 // ------------------------------------------------------------------ helpers
-
-/** A portnet network on `subnet`, removed when the scope ends. */
-function network(local: Cleanup, base: string, subnet: string, options?: Record<string, string>) {
-  return createNetwork(uniqueName(base), { driver: E2E_DRIVER, ipamDriver: E2E_DRIVER, subnet, ...(options ? { options } : {}) }, local);
-}
-
-/** busybox httpd (daemonised) on each port, serving /etc: GET /hostname answers the container's hostname. */
-function httpdCmd(ports: number[]): string[] {
-  return ['sh', '-c', `${ports.map((p) => `httpd -p ${p} -h /etc`).join(' && ')} && exec sleep 86400`];
-}
-
-interface Web extends CreatedContainer {
-  address: string;
-  /** Docker's hostname for it: the first 12 characters of the ID (what /hostname serves). */
-  hostname: string;
-}
-
-/**
- * A container on `net` serving http on `ports` (default 80), with the given expose option and -p
- * values. Resolves once every port answers from the host (the host may reach any port), so later
- * "unreachable" results cannot come from a server that is not up yet.
- */
-async function web(
-  local: Cleanup,
-  net: string,
-  opts: { expose?: string; publish?: string[]; ports?: number[]; extra?: Partial<ContainerOptions> } = {},
-): Promise<Web> {
-  const ports = opts.ports ?? [80];
-  const c = await runContainer(
-    {
-      network: opts.expose === undefined ? net : { name: net, driverOpts: { [EXPOSE]: opts.expose } },
-      ...(opts.publish ? { publish: opts.publish } : {}),
-      cmd: httpdCmd(ports),
-      ...opts.extra,
-    },
-    local,
-  );
-  const address = await containerAddress(c.name, net);
-  await Promise.all(ports.map((p) => waitOpen(address, p)));
-  return { ...c, address, hostname: c.id.slice(0, 12) };
-}
-
-/** Polls from the host until ip:port accepts a connection (5 s at most). */
-async function waitOpen(ip: string, port: number): Promise<void> {
-  let last: TcpProbe = { outcome: 'timeout', detail: 'never tried' };
-  for (let i = 0; i < 50; i++) {
-    last = await tcpProbe('host', ip, port, 500);
-    if (last.outcome === 'open') return;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`${ip}:${port} never opened from the host: ${last.outcome} ${last.detail}`);
-}
-
-/** The hostname served on ip:port from `from`; fails the test with the reason when there is no answer. */
-async function hostnameVia(from: Vantage, ip: string, port: number): Promise<string> {
-  const r = await httpGet(from, ip, port, '/hostname', 4000);
-  expect(r.status).toBe(200);
-  return r.body.trim();
-}
-
-/** A TCP probe that should not complete; returned for the caller's assertion (with the detail in messages). */
-function shut(from: Vantage, ip: string, port: number): Promise<TcpProbe> {
-  return tcpProbe(from, ip, port, SHUT_MS);
-}
-
-function expectNotOpen(p: TcpProbe, what: string): void {
-  expect(p.outcome, `${what}: ${p.outcome} ${p.detail}`).not.toBe('open');
-}
 
 /** What the client's address looks like to a server in `container` on `port` (socat SYSTEM echo of SOCAT_PEERADDR). */
 async function startPeerAddressServer(local: Cleanup, container: string, port: number): Promise<void> {
@@ -183,18 +115,6 @@ async function ruleCounter(chain: string, needle: string): Promise<number> {
   return c.counter.packets;
 }
 
-/** `docker run` that is expected to fail: returns its stderr (the container, if created, is removed by `local`). */
-async function runRefused(local: Cleanup, opts: ContainerOptions): Promise<{ name: string; stderr: string }> {
-  const name = opts.name ?? uniqueName('bad');
-  try {
-    await runContainer({ ...opts, name }, local);
-  } catch (e) {
-    if (e instanceof CommandError) return { name, stderr: e.result.stderr };
-    throw e;
-  }
-  throw new Error(`docker run ${name} succeeded, expected a refusal`);
-}
-
 /** Containers Docker lists as attached to the network (running endpoints). */
 async function attached(net: string): Promise<string[]> {
   return Object.values((await inspectNetwork(net)).Containers ?? {}).map((c) => c.Name);
@@ -206,7 +126,7 @@ async function attached(net: string): Promise<string[]> {
 describe('exposure on a real Docker Engine', () => {
   it('1. an exposed port (expose=80) is reachable from outside through the host address and on the container address', () =>
     scoped(async (local) => {
-      const net = await network(local, 'x1', '198.18.20.0/24');
+      const net = await portnetNetwork(local, 'x1', '198.18.20.0/24');
       const a = await web(local, net.name, { expose: '80' });
       expect(await hostnameVia(outside, outside.hostAddress, 80)).toBe(a.hostname);
       expect(await hostnameVia(outside, a.address, 80)).toBe(a.hostname);
@@ -218,7 +138,7 @@ describe('exposure on a real Docker Engine', () => {
 
   it('2. an unexposed port of the same container is unreachable from outside both ways, but open from the host', () =>
     scoped(async (local) => {
-      const net = await network(local, 'x2', '198.18.21.0/24');
+      const net = await portnetNetwork(local, 'x2', '198.18.21.0/24');
       const a = await web(local, net.name, { expose: '80', ports: [80, 81] });
       // Control: the exposed port answers from outside, so the container and the path are alive.
       expect(await hostnameVia(outside, a.address, 80)).toBe(a.hostname);
@@ -231,7 +151,7 @@ describe('exposure on a real Docker Engine', () => {
 
   it('3. a container with no exposure is unreachable from outside, reachable from the host', () =>
     scoped(async (local) => {
-      const net = await network(local, 'x3', '198.18.22.0/24');
+      const net = await portnetNetwork(local, 'x3', '198.18.22.0/24');
       const a = await web(local, net.name);
       const [viaHost, direct] = await Promise.all([shut(outside, outside.hostAddress, 80), shut(outside, a.address, 80)]);
       expectNotOpen(viaHost, 'outside -> host address :80');
@@ -241,7 +161,7 @@ describe('exposure on a real Docker Engine', () => {
 
   it('4. -p 8081:80 works from outside through the host address and keeps the client address', () =>
     scoped(async (local) => {
-      const net = await network(local, 'x4', '198.18.23.0/24');
+      const net = await portnetNetwork(local, 'x4', '198.18.23.0/24');
       const a = await web(local, net.name, { publish: ['8081:80', '8084:7000'] });
       expect(await hostnameVia(outside, outside.hostAddress, 8081)).toBe(a.hostname);
       // A -p on all addresses is also open directly on the container address (container port).
@@ -255,7 +175,7 @@ describe('exposure on a real Docker Engine', () => {
 
   it('5. -p 127.0.0.1:8082:80 is for the host alone; a crafted packet for 127.0.0.1 from outside is dropped', () =>
     scoped(async (local) => {
-      const net = await network(local, 'x5', '198.18.24.0/24');
+      const net = await portnetNetwork(local, 'x5', '198.18.24.0/24');
       // a publishes on 127.0.0.1; c is a plain neighbour used below to craft packets from a container.
       // A second outside host (so the shared one stays untouched) plays the attacker on the LAN.
       const [a, c, crafty] = await Promise.all([
@@ -322,7 +242,7 @@ describe('exposure on a real Docker Engine', () => {
 
   it('6. expose=8080:80 maps a different host port', () =>
     scoped(async (local) => {
-      const net = await network(local, 'x6', '198.18.25.0/24');
+      const net = await portnetNetwork(local, 'x6', '198.18.25.0/24');
       // b is unexposed and listens on 8080, for the DNAT check at the end.
       const [a, b] = await Promise.all([web(local, net.name, { expose: '8080:80' }), web(local, net.name, { ports: [8080] })]);
       expect(await hostnameVia(outside, outside.hostAddress, 8080)).toBe(a.hostname);
@@ -343,7 +263,7 @@ describe('exposure on a real Docker Engine', () => {
 
   it('7. UDP exposure (5353:53/udp) carries datagrams both ways; tcp and other udp ports stay shut', () =>
     scoped(async (local) => {
-      const net = await network(local, 'x7', '198.18.26.0/24');
+      const net = await portnetNetwork(local, 'x7', '198.18.26.0/24');
       const c = await runContainer({ network: { name: net.name, driverOpts: { [EXPOSE]: '5353:53/udp' } } }, local);
       const address = await containerAddress(c.name, net.name);
       for (const [proto, port] of [['udp', 53], ['udp', 54], ['tcp', 53]] as const) {
@@ -367,7 +287,7 @@ describe('exposure on a real Docker Engine', () => {
 
   it('8. a port range (9000-9002:9000-9002, plus an offset range 9100-9101:9010-9011) maps port by port', () =>
     scoped(async (local) => {
-      const net = await network(local, 'x8', '198.18.27.0/24');
+      const net = await portnetNetwork(local, 'x8', '198.18.27.0/24');
       const a = await web(local, net.name, { expose: '9000-9002:9000-9002 9100-9101:9010-9011', ports: [9000, 9002, 9003, 9011] });
       const [p9000, p9002, d9000, d9002, p9101] = await Promise.all([
         hostnameVia(outside, outside.hostAddress, 9000),
@@ -397,7 +317,7 @@ describe('exposure on a real Docker Engine', () => {
 
   it('9. localhost: the host reaches an exposure on 127.0.0.1 and on its other addresses, no userland proxy', () =>
     scoped(async (local) => {
-      const net = await network(local, 'x9', '198.18.28.0/24');
+      const net = await portnetNetwork(local, 'x9', '198.18.28.0/24');
       const a = await web(local, net.name, { expose: '8090:80' });
       expect(await hostnameVia('host', '127.0.0.1', 8090)).toBe(a.hostname);
       expect(await hostnameVia('host', outside.hostAddress, 8090)).toBe(a.hostname);
@@ -408,8 +328,8 @@ describe('exposure on a real Docker Engine', () => {
 
   it('10. hairpin: containers reach an exposure through the host address, another container\'s and their own', () =>
     scoped(async (local) => {
-      const net = await network(local, 'x10', '198.18.29.0/24');
-      const other = await network(local, 'x10b', '198.18.30.0/24');
+      const net = await portnetNetwork(local, 'x10', '198.18.29.0/24');
+      const other = await portnetNetwork(local, 'x10b', '198.18.30.0/24');
       const [a, b, c] = await Promise.all([
         web(local, net.name, { expose: '8100:80' }),
         web(local, net.name, { expose: '8101:80' }),
@@ -425,7 +345,7 @@ describe('exposure on a real Docker Engine', () => {
 
   it('11. same network: a peer reaches every port of a container, exposed or not', () =>
     scoped(async (local) => {
-      const net = await network(local, 'x11', '198.18.31.0/24');
+      const net = await portnetNetwork(local, 'x11', '198.18.31.0/24');
       const [a, b] = await Promise.all([web(local, net.name, { expose: '8110:80', ports: [80, 81] }), web(local, net.name)]);
       expect(await hostnameVia({ container: b.name }, a.address, 80)).toBe(a.hostname);
       expect(await hostnameVia({ container: b.name }, a.address, 81)).toBe(a.hostname);
@@ -436,7 +356,7 @@ describe('exposure on a real Docker Engine', () => {
 
   it('12. another portnet network reaches only the exposed ports', () =>
     scoped(async (local) => {
-      const [net1, net2] = await Promise.all([network(local, 'x12a', '198.18.32.0/24'), network(local, 'x12b', '198.18.33.0/24')]);
+      const [net1, net2] = await Promise.all([portnetNetwork(local, 'x12a', '198.18.32.0/24'), portnetNetwork(local, 'x12b', '198.18.33.0/24')]);
       const [a, c] = await Promise.all([web(local, net1.name, { expose: '8120:80', ports: [80, 81] }), web(local, net2.name)]);
       expect(await hostnameVia({ container: c.name }, a.address, 80)).toBe(a.hostname);
       expect(await hostnameVia({ container: c.name }, outside.hostAddress, 8120)).toBe(a.hostname);
@@ -450,7 +370,7 @@ describe('exposure on a real Docker Engine', () => {
 
   it('13. a network with com.example.icc=false: peers reach only exposed ports', () =>
     scoped(async (local) => {
-      const net = await network(local, 'x13', '198.18.34.0/24', { 'com.example.icc': 'false' });
+      const net = await portnetNetwork(local, 'x13', '198.18.34.0/24', { 'com.example.icc': 'false' });
       const [a, b] = await Promise.all([web(local, net.name, { expose: '8130:80', ports: [80, 81] }), web(local, net.name)]);
       expect(await hostnameVia({ container: b.name }, a.address, 80)).toBe(a.hostname);
       expect(await hostnameVia({ container: b.name }, outside.hostAddress, 8130)).toBe(a.hostname);
@@ -463,7 +383,7 @@ describe('exposure on a real Docker Engine', () => {
 
   it('14. a second claim on a held host port fails its docker run, naming the port and the holder', () =>
     scoped(async (local) => {
-      const net = await network(local, 'x14', '198.18.35.0/24');
+      const net = await portnetNetwork(local, 'x14', '198.18.35.0/24');
       const a = await web(local, net.name, { expose: '8140:80' });
       const holder = (await containerEndpoint(a.name, net.name)).slice(0, 12);
       const viaOption = await runRefused(local, { network: { name: net.name, driverOpts: { [EXPOSE]: '8140:80' } } });
@@ -504,7 +424,7 @@ describe('exposure on a real Docker Engine', () => {
 
   it('14b. concurrent claims on one host port: exactly one docker run wins', () =>
     scoped(async (local) => {
-      const net = await network(local, 'x14b', '198.18.38.0/24');
+      const net = await portnetNetwork(local, 'x14b', '198.18.38.0/24');
       const names = Array.from({ length: 4 }, () => uniqueName('race'));
       const results = await Promise.all(
         names.map((name, i) =>
@@ -535,7 +455,7 @@ describe('exposure on a real Docker Engine', () => {
 
   it('15. bad expose values are refused, quoting the item, and leave nothing on the network', () =>
     scoped(async (local) => {
-      const net = await network(local, 'x15', '198.18.36.0/24');
+      const net = await portnetNetwork(local, 'x15', '198.18.36.0/24');
       const cases: Array<[string, RegExp]> = [
         ['0', /item "0" .*port 0 is out of range 1-65535/],
         ['70000', /item "70000" .*port 70000 is out of range 1-65535/],
@@ -566,7 +486,7 @@ describe('exposure on a real Docker Engine', () => {
 
   it('17. an exposure bound to one host address is reachable only through that address', () =>
     scoped(async (local) => {
-      const net = await network(local, 'x17', '198.18.37.0/24');
+      const net = await portnetNetwork(local, 'x17', '198.18.37.0/24');
       const a = await web(local, net.name, { publish: [`${outside.hostAddress}:8170:80`] });
       expect(await hostnameVia(outside, outside.hostAddress, 8170)).toBe(a.hostname);
       expect(await hostnameVia('host', outside.hostAddress, 8170)).toBe(a.hostname);
@@ -578,7 +498,7 @@ describe('exposure on a real Docker Engine', () => {
 
   it('18. -P and a -p host range get a host port picked by portnet, shown in its state and reachable', () =>
     scoped(async (local) => {
-      const net = await network(local, 'x18', '198.18.39.0/24');
+      const net = await portnetNetwork(local, 'x18', '198.18.39.0/24');
       const exposuresOf = async (c: Web): Promise<string[]> => {
         const ep = (await pluginState(plugin)).endpoints.find((e) => e.address === c.address);
         if (!ep) throw new Error(`no endpoint with address ${c.address} in the plugin's state`);
@@ -609,7 +529,7 @@ describe('exposure on a real Docker Engine', () => {
 
   it('19. option details: comma-separated items, a host IP in the option, udp on localhost, and one port published twice', () =>
     scoped(async (local) => {
-      const net = await network(local, 'x19', '198.18.40.0/24');
+      const net = await portnetNetwork(local, 'x19', '198.18.40.0/24');
       // "8190:80,127.0.0.1:8191:81,8192:53/udp": commas inside a CSV field (the helper quotes it).
       const a = await web(local, net.name, { expose: '8190:80,127.0.0.1:8191:81,8192:53/udp', ports: [80, 81] });
       const echo = await startEchoServer({ container: a.name }, 'udp', 53);
@@ -631,7 +551,7 @@ describe('exposure on a real Docker Engine', () => {
 
   it('20. exposures survive a plugin restart and a container restart, and conflicts are still enforced', () =>
     scoped(async (local) => {
-      const net = await network(local, 'x20', '198.18.41.0/24');
+      const net = await portnetNetwork(local, 'x20', '198.18.41.0/24');
       const a = await web(local, net.name, { expose: '8200:80', ports: [80, 81] });
       const b = await web(local, net.name, { publish: ['8201:80'] });
       step('restart the plugin (SIGTERM)');
