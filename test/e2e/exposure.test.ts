@@ -23,6 +23,7 @@ import {
   inspectContainer,
   inspectNetwork,
   kernelLeftovers,
+  nftSets,
   pluginState,
   portnetNetwork,
   removeContainer,
@@ -89,22 +90,6 @@ async function peerAddressSeen(ip: string, port: number): Promise<string> {
   return r.stdout.trim();
 }
 
-interface NftTable {
-  sets: Map<string, unknown[]>;
-}
-
-/** Every set and map of portnet's table with its elements (`nft -j list table inet portnet`). */
-async function nftTable(): Promise<NftTable> {
-  const out = (await run('nft', ['-j', 'list', 'table', 'inet', 'portnet'])).stdout;
-  const json = JSON.parse(out) as { nftables: Array<Record<string, { name?: string; elem?: unknown[] }>> };
-  const sets = new Map<string, unknown[]>();
-  for (const entry of json.nftables) {
-    const s = entry.set ?? entry.map;
-    if (s?.name) sets.set(s.name, s.elem ?? []);
-  }
-  return { sets };
-}
-
 /** Packets counted by the rule of `chain` whose expression mentions `needle`. */
 async function ruleCounter(chain: string, needle: string): Promise<number> {
   const out = (await run('nft', ['-j', 'list', 'chain', 'inet', 'portnet', chain])).stdout;
@@ -131,9 +116,9 @@ describe('exposure on a real Docker Engine', () => {
       expect(await hostnameVia(outside, outside.hostAddress, 80)).toBe(a.hostname);
       expect(await hostnameVia(outside, a.address, 80)).toBe(a.hostname);
       // The firewall says the same: the container's tcp/80 is in the direct and the DNAT sets.
-      const t = await nftTable();
-      expect(JSON.stringify(t.sets.get('exposed_direct'))).toContain(a.address);
-      expect(JSON.stringify(t.sets.get('dnat_any'))).toContain(a.address);
+      const sets = await nftSets();
+      expect(JSON.stringify(sets.get('exposed_direct'))).toContain(a.address);
+      expect(JSON.stringify(sets.get('dnat_any'))).toContain(a.address);
     }));
 
   it('2. an unexposed port of the same container is unreachable from outside both ways, but open from the host', () =>
@@ -578,10 +563,10 @@ describe('exposure on a real Docker Engine', () => {
     }));
 
   it('16. once everything is removed, no set or map of the table holds an element and no pool route is left', async () => {
-    const t = await nftTable();
-    expect(t.sets.size).toBeGreaterThan(0);
-    expect(t.sets.has('exposed_direct')).toBe(true);
-    const nonEmpty = [...t.sets].filter(([, elems]) => elems.length > 0).map(([name, elems]) => `${name}: ${JSON.stringify(elems)}`);
+    const sets = await nftSets();
+    expect(sets.size).toBeGreaterThan(0);
+    expect(sets.has('exposed_direct')).toBe(true);
+    const nonEmpty = [...sets].filter(([, elems]) => elems.length > 0).map(([name, elems]) => `${name}: ${JSON.stringify(elems)}`);
     expect(nonEmpty).toEqual([]);
     const left = await kernelLeftovers();
     expect(left.links).toEqual([]);
