@@ -2,7 +2,6 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { FirewallModel, ResolvedExposure } from '../../../src/dataplane/model.js';
 import { NftFirewall } from '../../../src/dataplane/nft/apply.js';
 import {
-  HOST,
   HOST_IP,
   HOST_IP6,
   HOST_IP6_2,
@@ -12,9 +11,9 @@ import {
   OUTSIDE_IP,
   OUTSIDE_IP6,
   World,
-  type ProbeResult,
   type Where,
 } from './world.js';
+import { answered, dropped, refusedByHost, ruleCounter } from './verdicts.js';
 
 /**
  * Source allowlists, interface binding and IPv6 with real traffic between namespaces (see world.ts):
@@ -103,26 +102,8 @@ afterAll(async () => {
 const probe = (from: Where, proto: 'tcp' | 'udp', to: string, port: number, localAddress?: string) =>
   world.probe(from, proto, to, port, localAddress ? { localAddress } : {});
 
-function answered(r: ProbeResult, label: string, peer?: string, port?: number): void {
-  expect(r.result, JSON.stringify(r)).toBe('ok');
-  const [l, p, lp] = (r.reply ?? '').split(' ');
-  expect(l).toBe(label);
-  if (peer !== undefined) expect(p).toBe(peer);
-  if (port !== undefined) expect(Number(lp)).toBe(port);
-}
 
-const dropped = (r: ProbeResult) => expect(r.result, JSON.stringify(r)).toBe('timeout');
-const refusedByHost = (r: ProbeResult) => expect(r.result, JSON.stringify(r)).toBe('refused');
-
-async function counter(chain: string, needle: string): Promise<number> {
-  const json = JSON.parse(await world.exec('host', 'nft', ['-j', 'list', 'chain', 'inet', 'portnet', chain])) as {
-    nftables: { rule?: { expr: unknown[] } }[];
-  };
-  const rule = json.nftables.find((e) => e.rule && JSON.stringify(e.rule.expr).includes(needle))?.rule;
-  const c = rule?.expr.find((e): e is { counter: { packets: number } } => typeof e === 'object' && e !== null && 'counter' in e);
-  if (!c) throw new Error(`no counter on the rule matching ${needle} in ${chain}`);
-  return c.counter.packets;
-}
+const counter = (chain: string, needle: string) => ruleCounter(world, chain, needle);
 
 describe.concurrent('source allowlists', () => {
   it('DNAT path: the listed source reaches; another address on the same link and another network are dropped', async () => {

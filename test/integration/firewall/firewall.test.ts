@@ -4,7 +4,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isPortnetRule } from '../../../src/dataplane/dockerUser.js';
 import type { FirewallModel } from '../../../src/dataplane/model.js';
 import { NftError, NftFirewall } from '../../../src/dataplane/nft/apply.js';
-import { HOST, HOST_IP, HOST_IP_2, OUTSIDE_IP, World, type ProbeResult, type Where } from './world.js';
+import { HOST, HOST_IP, HOST_IP_2, OUTSIDE_IP, World, type Where } from './world.js';
+import { answered, dropped, refusedByHost, ruleCounter } from './verdicts.js';
 
 /**
  * Real kernel, no Docker: containers, host and "the internet" are network namespaces made here (see
@@ -89,32 +90,12 @@ afterAll(async () => {
 const probe = (from: Where, proto: 'tcp' | 'udp', to: string, port: number, localAddress?: string) =>
   world.probe(from, proto, to, port, localAddress ? { localAddress } : {});
 
-/** Asserts who answered, whom it saw as the client, and on which container port. */
-function answered(r: ProbeResult, label: string, peer?: string, port?: number): void {
-  expect(r.result, JSON.stringify(r)).toBe('ok');
-  const [l, p, lp] = (r.reply ?? '').split(' ');
-  expect(l).toBe(label);
-  if (peer !== undefined) expect(p).toBe(peer);
-  if (port !== undefined) expect(Number(lp)).toBe(port);
-}
-
-const dropped = (r: ProbeResult) => expect(r.result, JSON.stringify(r)).toBe('timeout');
-/** Reached the host itself (no DNAT happened) and found nothing listening there. */
-const refusedByHost = (r: ProbeResult) => expect(r.result, JSON.stringify(r)).toBe('refused');
 
 async function hostIptables(...args: string[]): Promise<string> {
   return world.exec('host', 'iptables', ['-w', '5', ...args]);
 }
 
-async function counter(chain: string, needle: string): Promise<number> {
-  const json = JSON.parse(await world.exec('host', 'nft', ['-j', 'list', 'chain', 'inet', 'portnet', chain])) as {
-    nftables: { rule?: { expr: unknown[] } }[];
-  };
-  const rule = json.nftables.find((e) => e.rule && JSON.stringify(e.rule.expr).includes(needle))?.rule;
-  const c = rule?.expr.find((x): x is { counter: { packets: number } } => typeof x === 'object' && x !== null && 'counter' in x);
-  if (!c) throw new Error(`no counter on the rule matching ${needle} in ${chain}`);
-  return c.counter.packets;
-}
+const counter = (chain: string, needle: string) => ruleCounter(world, chain, needle);
 
 /** The reachability table of DESIGN §2, checked with real traffic. */
 function reachability(): void {
