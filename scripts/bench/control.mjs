@@ -73,8 +73,9 @@ export async function controlBench({ cli, baselineCli, sizes = [10, 1000, 10000]
           stateDir: join(dir, 'state'),
           logFile: join(dir, 'plugin.log'),
           netns,
-          // No Docker for this plugin: it must not reconcile the seeded endpoints away.
-          env: { DOCKER_HOST: `unix://${join(dir, 'no-docker.sock')}`, PORTNET_RECONCILE_SETTLE_MS: '86400000' },
+          // No Docker for this plugin: it must not reconcile the seeded endpoints away (the longest settle
+          // delay portnet accepts, 7 digits of ms: about 2.8 hours).
+          env: { DOCKER_HOST: `unix://${join(dir, 'no-docker.sock')}`, PORTNET_RECONCILE_SETTLE_MS: '9999999' },
         });
         cleanup.defer(`stop ${v.name}`, () => plugin.stop());
         const startMs = await plugin.start();

@@ -19,7 +19,7 @@ function newPlugin(cli, name, netns) {
     stateDir: join(dir, 'state'),
     logFile: join(dir, 'plugin.log'),
     netns,
-    env: { DOCKER_HOST: `unix://${join(dir, 'no-docker.sock')}`, PORTNET_RECONCILE_SETTLE_MS: '86400000' },
+    env: { DOCKER_HOST: `unix://${join(dir, 'no-docker.sock')}`, PORTNET_RECONCILE_SETTLE_MS: '9999999' },
   });
 }
 
